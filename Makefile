@@ -1,0 +1,36 @@
+# Two commands a new user needs: `make demo` and `make test` (see README.md).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# Airflow is pinned here (not in pyproject) so users keep relaxed bounds and we keep reproducible runs.
+AIRFLOW_PIN ?= apache-airflow==3.3.2
+
+.PHONY: install test lint typecheck pytest demo bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -e ".[test]" "$(AIRFLOW_PIN)"
+	touch $@
+
+install: $(VENV)/.installed
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+pytest: install
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+demo: install
+	$(PY) -m lyftlearn_provider.testing.demo
+
+bench: install
+	$(PY) bench/parse_time.py
+	$(PY) bench/overhead.py
+
+clean:
+	rm -rf $(VENV) .airflow-* build *.egg-info

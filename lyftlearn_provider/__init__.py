@@ -1,0 +1,39 @@
+"""Apache Airflow provider for hybrid ML platforms: train on Amazon SageMaker, serve on Kubernetes.
+
+The package root stays light: DAG files import it on every parse, so public names are resolved
+lazily and nothing here imports boto3, botocore or kubernetes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "RuntimeSpec": "lyftlearn_provider.runtime",
+    "ResourceProfile": "lyftlearn_provider.runtime",
+    "TrainModelOperator": "lyftlearn_provider.operators.training",
+    "TrainingJobTrigger": "lyftlearn_provider.triggers.training",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from lyftlearn_provider.operators.training import TrainModelOperator
+    from lyftlearn_provider.runtime import ResourceProfile, RuntimeSpec
+    from lyftlearn_provider.triggers.training import TrainingJobTrigger
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lyftlearn_provider' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
