@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import socket
+from urllib.parse import urlsplit
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionClosedError
+
+from lyftlearn_provider.testing.aws import ControlError
+
+
+@pytest.mark.parametrize(
+    ("kind", "http_status", "code"),
+    [
+        ("throttle", 400, "ThrottlingException"),
+        ("server_error", 500, "InternalFailure"),
+        ("unavailable", 503, "ServiceUnavailable"),
+    ],
+)
+def test_error_faults_as_botocore_sees_them_and_nothing_is_created(
+    aws, sagemaker, job_request, kind, http_status, code
+):
+    aws.control.inject(kind, 1, service="sagemaker", action="CreateTrainingJob")
+
+    with pytest.raises(ClientError) as excinfo:
+        sagemaker.create_training_job(**job_request("faulted"))
+
+    assert excinfo.value.response["Error"]["Code"] == code
+    assert excinfo.value.response["ResponseMetadata"]["HTTPStatusCode"] == http_status
+    assert aws.control.jobs() == []
+    [call] = aws.control.calls(action="CreateTrainingJob")
+    assert (call["status"], call["fault"], call["job_name"]) == (http_status, kind, "faulted")
+    assert aws.control.faults() == []  # used up
+
+
+def test_reset_closes_the_connection_without_a_response(aws, sagemaker):
+    aws.control.inject("reset", 1, service="sagemaker")
+
+    with pytest.raises(ConnectionClosedError):
+        sagemaker.list_training_jobs()
+
+    [call] = aws.control.calls(service="sagemaker")
+    assert (call["status"], call["fault"]) == (None, "reset")
+
+
+def test_reset_is_a_real_tcp_rst(aws):
+    aws.control.inject("reset", 1, action="GET /some-bucket")
+    address = urlsplit(aws.endpoint_url)
+
+    with socket.create_connection((address.hostname, address.port), timeout=5) as connection:
+        connection.sendall(b"GET /some-bucket HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        with pytest.raises(ConnectionResetError):
+            connection.recv(1024)
+
+
+def test_standard_retry_mode_rides_out_a_short_throttle_burst(aws):
+    aws.control.inject("throttle", 2, service="sagemaker", action="ListTrainingJobs")
+    patient = boto3.client("sagemaker", config=Config(retries={"mode": "standard", "max_attempts": 3}))
+
+    response = patient.list_training_jobs()
+
+    assert response["ResponseMetadata"]["RetryAttempts"] == 2
+    assert [c["status"] for c in aws.control.calls(action="ListTrainingJobs")] == [400, 400, 200]
+
+
+def test_reset_after_create_creates_the_job_once_and_the_retry_sees_resource_in_use(aws, job_request):
+    aws.control.inject("reset", 1, action="CreateTrainingJob", after=True)
+    retrying = boto3.client("sagemaker", config=Config(retries={"mode": "standard", "max_attempts": 3}))
+
+    with pytest.raises(ClientError) as excinfo:
+        retrying.create_training_job(**job_request("created-unheard"))
+
+    assert excinfo.value.response["Error"]["Code"] == "ResourceInUse"
+    assert [job["TrainingJobName"] for job in aws.control.jobs()] == ["created-unheard"]
+    calls = aws.control.calls(action="CreateTrainingJob")
+    assert [(c["status"], c["fault"]) for c in calls] == [(None, "reset"), (400, None)]
+
+
+def test_faults_hit_only_matching_requests_and_render_per_protocol(aws):
+    s3 = boto3.client("s3", config=Config(retries={"total_max_attempts": 1}))
+    sqs = boto3.client("sqs", config=Config(retries={"total_max_attempts": 1}))
+    s3.create_bucket(Bucket="fault-bucket")
+    aws.control.inject("throttle", 1, service="sqs")
+    aws.control.inject("throttle", 1, service="s3", action="GET /fault-bucket/model.tar.gz")
+
+    s3.put_object(Bucket="fault-bucket", Key="model.tar.gz", Body=b"weights")  # not targeted
+    with pytest.raises(ClientError) as s3_error:
+        s3.get_object(Bucket="fault-bucket", Key="model.tar.gz")
+    with pytest.raises(ClientError) as sqs_error:
+        sqs.list_queues()
+
+    # S3 throttles with 503 SlowDown; JSON-protocol services with ThrottlingException.
+    assert s3_error.value.response["Error"]["Code"] == "SlowDown"
+    assert s3_error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert sqs_error.value.response["Error"]["Code"] == "ThrottlingException"
+    assert s3.get_object(Bucket="fault-bucket", Key="model.tar.gz")["Body"].read() == b"weights"
+
+
+def test_pending_faults_can_be_listed_and_cleared(aws, sagemaker):
+    aws.control.inject("unavailable", 5, service="sagemaker")
+
+    assert aws.control.faults() == [
+        {"kind": "unavailable", "remaining": 5, "service": "sagemaker", "action": None, "after": False}
+    ]
+    aws.control.clear_faults()
+    assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == []
+    with pytest.raises(ControlError) as excinfo:
+        aws.control.inject("throttle", after=True)
+    assert excinfo.value.status == 400
