@@ -12,6 +12,10 @@ import sys
 
 import pytest
 
+from lyftlearn_provider.testing.aws.fixtures import aws, aws_emulator
+
+__all__ = ["airflow_db", "aws", "aws_emulator"]
+
 
 @pytest.fixture(scope="session")
 def airflow_db() -> str:
@@ -33,3 +37,4 @@ def airflow_db() -> str:
         stdout=subprocess.DEVNULL,
     )
     return home
+

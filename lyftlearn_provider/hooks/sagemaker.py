@@ -1,0 +1,151 @@
+"""SageMaker training jobs, found by name, created at most once, stopped on request."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from lyftlearn_provider.naming import MAX_ATTEMPTS, attempt_job_name
+from lyftlearn_provider.retries import backoff, error_code, is_not_found, is_transient
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+#: botocore retries throttling, 5xx and connection errors itself; "standard" backs off with jitter.
+DEFAULT_RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 10}
+#: How long a synchronous call keeps retrying transient failures after botocore's own retries.
+DEFAULT_PATIENCE_SECONDS = 600.0
+
+T = TypeVar("T")
+
+
+class SageMakerTrainingHook(SageMakerHook):
+    """
+    Interact with SageMaker training jobs through the amazon provider's ``SageMakerHook``.
+
+    Adds what an idempotent training task needs: look a job up by name without an exception for
+    "not found", find the latest attempt of a run, create a job exactly once (a ``ResourceInUse``
+    answer to a retried create means our earlier request got through), and stop a job whatever
+    state it is in. Throttling, 5xx answers and lost connections are retried by botocore (standard
+    mode, unless the connection configures its own retries) and then, for synchronous calls, with
+    this hook's own back-off for up to ``patience`` seconds: a storm delays a task, it does not fail it.
+
+    :param patience: seconds a synchronous call keeps retrying transient failures.
+    :param retry_delay: base delay of that back-off (doubled per failure, jittered).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        patience: float = DEFAULT_PATIENCE_SECONDS,
+        retry_delay: float = 1.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.patience = patience
+        self.retry_delay = retry_delay
+
+    def patiently(self, call: Callable[[], T]) -> T:
+        """Return ``call()``, retrying transient AWS failures with back-off for up to ``patience`` seconds."""
+        give_up_at = time.monotonic() + self.patience
+        failures = 0
+        while True:
+            try:
+                return call()
+            except Exception as error:
+                if not is_transient(error) or time.monotonic() >= give_up_at:
+                    raise
+                failures += 1
+                self.log.warning("AWS call failed (%s); retrying, attempt %d.", error, failures + 1)
+                time.sleep(backoff(self.retry_delay, failures))
+
+    @property
+    def config(self) -> Config:
+        """Return the botocore config, with retries on by default."""
+        config = super().config
+        if config.retries is None:
+            config = config.merge(Config(retries=DEFAULT_RETRIES))
+        return config
+
+    def describe_job(self, name: str) -> dict[str, Any] | None:
+        """Return the job's description, or None when no job has this name."""
+        try:
+            return dict(self.patiently(lambda: self.conn.describe_training_job(TrainingJobName=name)))
+        except ClientError as error:
+            if is_not_found(error):
+                return None
+            raise
+
+    def find_latest_attempt(self, base_name: str) -> tuple[int, dict[str, Any] | None]:
+        """
+        Return the number and description of the run's latest attempt, or ``(0, None)`` when none exists.
+
+        Attempts are named ``base``, ``base-a2``, ``base-a3`` ... and created in order, so the first
+        missing name ends the search.
+        """
+        latest: tuple[int, dict[str, Any] | None] = (0, None)
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            description = self.describe_job(attempt_job_name(base_name, attempt))
+            if description is None:
+                break
+            latest = (attempt, description)
+        return latest
+
+    def create_job(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+        """
+        Create the training job unless it exists; return its description and whether we created it.
+
+        A name already in use is not an error here: names are derived from the run, so the job with
+        this name is the one an earlier try of the same task (or our own retried request) created.
+        """
+        name = request["TrainingJobName"]
+        try:
+            # Safe to repeat: a request that got through answers ResourceInUse the second time.
+            self.patiently(lambda: self.conn.create_training_job(**request))
+            created = True
+        except ClientError as error:
+            if error_code(error) != "ResourceInUse":
+                raise
+            created = False
+        description = self.describe_job(name)
+        if description is None:
+            raise RuntimeError(f"SageMaker accepted training job {name} but does not describe it")
+        return description, created
+
+    def stop_job(self, name: str) -> bool:
+        """Ask SageMaker to stop the job; return False when it had already ended."""
+        try:
+            self.patiently(lambda: self.conn.stop_training_job(TrainingJobName=name))
+        except ClientError as error:
+            if error_code(error) == "ValidationException":
+                return False
+            raise
+        return True
+
+    def upload_json(self, uri: str, document: Mapping[str, Any]) -> None:
+        """Write a JSON document to an ``s3://`` URI, replacing what is there."""
+        bucket, key = S3Hook.parse_s3_url(uri)
+        body = json.dumps(document, sort_keys=True)
+        self.patiently(lambda: self.s3_hook.load_string(body, key=key, bucket_name=bucket, replace=True))
+
+    async def describe_job_async(self, client: BaseClient, name: str) -> dict[str, Any]:
+        """Return the job's description through an aiobotocore client from ``get_async_conn``."""
+        return dict(await client.describe_training_job(TrainingJobName=name))
+
+    async def stop_job_async(self, name: str) -> bool:
+        """Ask SageMaker to stop the job without blocking the event loop; False if it had ended."""
+        async with await self.get_async_conn() as client:
+            try:
+                await client.stop_training_job(TrainingJobName=name)
+            except ClientError as error:
+                if error_code(error) == "ValidationException":
+                    return False
+                raise
+        return True

@@ -1,0 +1,25 @@
+"""Extra links from a training task to its SageMaker job and its logs in the AWS console."""
+
+from __future__ import annotations
+
+from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+
+
+class TrainingJobLink(BaseAwsLink):
+    """Link to the training job's page in the SageMaker console."""
+
+    name = "SageMaker Training Job"
+    key = "lyftlearn_training_job"
+    format_str = BASE_AWS_CONSOLE_LINK + "/sagemaker/home?region={region_name}#/jobs/{job_name}"
+
+
+class TrainingJobLogsLink(BaseAwsLink):
+    """Link to the training job's CloudWatch log streams (``/aws/sagemaker/TrainingJobs``)."""
+
+    name = "Training Job Logs"
+    key = "lyftlearn_training_job_logs"
+    # The console's fragment needs the log group and filter escaped twice ($25 is an escaped %).
+    format_str = (
+        BASE_AWS_CONSOLE_LINK + "/cloudwatch/home?region={region_name}#logsV2:log-groups/log-group/"
+        "$252Faws$252Fsagemaker$252FTrainingJobs$3FlogStreamNameFilter$3D{job_name}$252F"
+    )

@@ -1,0 +1,435 @@
+"""Train a model on SageMaker: one job per run, adopted on retry, never left running behind the task."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.configuration import conf
+
+from lyftlearn_provider.exceptions import InvalidSpecError, LyftLearnError, TrainingJobError
+from lyftlearn_provider.links.sagemaker import TrainingJobLink, TrainingJobLogsLink
+from lyftlearn_provider.naming import (
+    DEFAULT_PREFIX,
+    attempt_job_name,
+    run_fingerprint,
+    training_job_name,
+    validate_prefix,
+)
+from lyftlearn_provider.retries import jittered
+from lyftlearn_provider.runtime import RuntimeSpec, render_training_job
+from lyftlearn_provider.status import (
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    FailedJobPolicy,
+    TrainingEventStatus,
+    describe_startup,
+    is_terminal,
+    to_datetime,
+    training_result,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
+
+#: XCom key under which the task records the job it is following (read back after a deferral timeout).
+JOB_NAME_XCOM_KEY = "training_job_name"
+#: Airflow's ``next_method`` when the triggerer fails a deferred task (``TRIGGER_FAIL_REPR`` upstream).
+_TRIGGER_FAILED = "__fail__"
+#: SageMaker's default MaxRuntimeInSeconds, used when neither the operator nor the task sets a limit.
+DEFAULT_MAX_RUNTIME_SECONDS = 24 * 3600
+#: How often a deferred task may come back with a tracking error before it gives the job up.
+MAX_TRACKING_ERRORS = 3
+_TAG_PREFIX = "lyftlearn:"
+_TAG_VALUE_UNSAFE = re.compile(r"[^\w.:/=+\-@ ]")
+
+
+class TrainModelOperator(BaseOperator):
+    """
+    Train a model on Amazon SageMaker from a ``RuntimeSpec``; return a JSON-safe result.
+
+    The job name is derived from the task instance (dag, task, run, map index — never the try
+    number), so a retry, a clear or a worker that died mid-job finds the job instead of starting a
+    second one: a job in progress is followed, a completed one is reused, and a failed or stopped
+    one is replaced by a new attempt (``<name>-a2`` ...) or fails the task, as ``if_job_failed``
+    says. Killing the task, its execution timeout and a deferral timeout stop the job.
+
+    The result (also the XCom return value) holds the job name and ARN, final status, model
+    artifact URI, image, final metrics, the start-up breakdown (seconds per secondary status
+    before ``Training``), billable seconds, warm-pool status and the run's data interval.
+
+    :param spec: what to run: image, command, environment, hyperparameters, resources, role
+        (templated: its string fields are rendered).
+    :param aws_conn_id: the Airflow connection to AWS.
+    :param region_name: AWS region; the connection's when None.
+    :param verify: TLS verification for AWS clients.
+    :param botocore_config: extra botocore client configuration, e.g. ``{"retries": {...}}``.
+    :param job_name_prefix: first part of every job name (1-16 lowercase letters, digits, hyphens);
+        event routing and cost reports match on it.
+    :param keep_alive_seconds: keep the instances warm this long after the job, so the next matching
+        job (same resources, role and image) starts fast. Worth it for cadences under an hour.
+    :param max_runtime_seconds: SageMaker's ``MaxRuntimeInSeconds``; defaults to the task's
+        ``execution_timeout``, else 24 hours.
+    :param if_job_failed: ``"new_attempt"`` (default) or ``"fail"``: what a retry does when the run's
+        latest job failed or was stopped.
+    :param tags: extra tags for the job (templated); ``lyftlearn:*`` tags tie it to the DAG run.
+    :param poll_interval: seconds between status checks (jittered); default ``[lyftlearn] poll_interval``
+        in the Airflow configuration, else 30.
+    :param deferrable: wait in the triggerer instead of occupying a worker slot.
+    """
+
+    template_fields: Sequence[str] = ("spec", "tags")
+    template_fields_renderers = {"tags": "json"}
+    operator_extra_links = (TrainingJobLink(), TrainingJobLogsLink())
+    ui_color = "#ffd9b3"
+
+    def __init__(
+        self,
+        *,
+        spec: RuntimeSpec,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        job_name_prefix: str = DEFAULT_PREFIX,
+        keep_alive_seconds: int | None = None,
+        max_runtime_seconds: int | None = None,
+        if_job_failed: FailedJobPolicy | str = FailedJobPolicy.NEW_ATTEMPT,
+        tags: Mapping[str, str] | None = None,
+        poll_interval: float = conf.getfloat("lyftlearn", "poll_interval", fallback=30.0),
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(spec, RuntimeSpec):
+            raise InvalidSpecError(
+                "spec",
+                f"expected a RuntimeSpec, got {type(spec).__name__}",
+                "Pass RuntimeSpec(image=..., ...).",
+            )
+        try:
+            policy = FailedJobPolicy(if_job_failed)
+        except ValueError:
+            raise InvalidSpecError(
+                "if_job_failed",
+                f"{if_job_failed!r} is not a policy",
+                f"Use one of {[p.value for p in FailedJobPolicy]}.",
+            ) from None
+        if poll_interval <= 0:
+            raise InvalidSpecError(
+                "poll_interval", f"{poll_interval} is not positive", "Use e.g. 30 seconds."
+            )
+        for key in tags or {}:
+            if key.startswith(_TAG_PREFIX):
+                raise InvalidSpecError(
+                    f"tags[{key!r}]",
+                    f"the {_TAG_PREFIX!r} tag prefix is reserved for the run's identity",
+                    "Choose another key.",
+                )
+        self.spec = spec
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+        self.job_name_prefix = validate_prefix(job_name_prefix)
+        self.keep_alive_seconds = keep_alive_seconds
+        self.max_runtime_seconds = max_runtime_seconds
+        self.if_job_failed = policy
+        self.tags = dict(tags or {})
+        self.poll_interval = poll_interval
+        self.deferrable = deferrable
+        self._job_name: str | None = None
+        # Limits that do not depend on templates are checked now, when the DAG is parsed.
+        if not spec.is_templated() and not any("{{" in f"{k}{v}" for k, v in self.tags.items()):
+            render_training_job(
+                spec,
+                job_name=DEFAULT_PREFIX,
+                max_runtime_seconds=self._max_runtime_seconds(),
+                keep_alive_seconds=keep_alive_seconds,
+                tags=self.tags,
+            )
+
+    @cached_property
+    def hook(self) -> SageMakerTrainingHook:
+        """Return the SageMaker hook (imported here: DAG parsing must not pay for boto3)."""
+        from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
+
+        return SageMakerTrainingHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+            retry_delay=min(self.poll_interval, 5.0),
+        )
+
+    def render_template(
+        self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
+    ) -> Any:
+        """Render templates, including the string fields of a frozen ``RuntimeSpec``."""
+        if isinstance(content, RuntimeSpec):
+            return content.render_with(
+                lambda value: super(TrainModelOperator, self).render_template(
+                    value, context, jinja_env, seen_oids
+                )
+            )
+        return super().render_template(content, context, jinja_env, seen_oids)
+
+    # ------------------------------------------------------------------ lifecycle
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Find or create the run's training job, then wait for it here or in the triggerer."""
+        ti = context["ti"]
+        base = training_job_name(
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            map_index=ti.map_index if ti.map_index is not None else -1,
+            prefix=self.job_name_prefix,
+        )
+        attempt, description = self.hook.find_latest_attempt(base)
+        if description is not None:
+            name, status = description["TrainingJobName"], description["TrainingJobStatus"]
+            if status == COMPLETED:
+                self.log.info("Training job %s already completed for this run: reusing its result.", name)
+                self._track(context, name)
+                return self._finish(context, description, attempt, adopted=True)
+            if status == IN_PROGRESS:
+                self.log.info("Training job %s is already running for this run: following it.", name)
+                self._warn_on_drift(description)
+            elif self.if_job_failed == FailedJobPolicy.FAIL:
+                raise TrainingJobError(
+                    name,
+                    status,
+                    f"{description.get('FailureReason') or 'no reason given'}; if_job_failed='fail' "
+                    "keeps retries from starting another job. Set if_job_failed='new_attempt' to retrain.",
+                )
+            else:
+                self.log.info("Training job %s ended %s: starting attempt %d.", name, status, attempt + 1)
+                description = None
+        adopted = description is not None
+        if description is None:
+            attempt += 1
+            description, created = self._create(context, attempt_job_name(base, attempt), base)
+            adopted = not created
+        name = description["TrainingJobName"]
+        self._track(context, name)
+        deadline = self._deadline(context)
+        if is_terminal(description["TrainingJobStatus"]):
+            return self._finish(context, description, attempt, adopted)
+        if self.deferrable:
+            self._defer(name, attempt=attempt, adopted=adopted, deadline=deadline, tracking_errors=0)
+        return self._finish(context, self._wait(name, deadline), attempt, adopted)
+
+    def execute_complete(
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        attempt: int = 1,
+        adopted: bool = False,
+        deadline: float | None = None,
+        tracking_errors: int = 0,
+    ) -> dict[str, Any]:
+        """Resume after the trigger fired: check its event, then finish like the synchronous path."""
+        if not event or "status" not in event or "job_name" not in event:
+            raise LyftLearnError(f"The training trigger returned an unusable event: {event!r}")
+        name = self._job_name = event["job_name"]
+        status = TrainingEventStatus(event["status"])
+        if status == TrainingEventStatus.TIMEOUT:
+            self._stop_for_timeout(name)
+        description = self.hook.describe_job(name)
+        if description is None:
+            raise TrainingJobError(name, "missing", "SageMaker no longer knows this job")
+        if status == TrainingEventStatus.ERROR and not is_terminal(description["TrainingJobStatus"]):
+            if tracking_errors + 1 >= MAX_TRACKING_ERRORS:
+                self.hook.stop_job(name)
+                raise TrainingJobError(
+                    name, "untracked", f"{event.get('message')}; stopped it so it does not run unattended"
+                )
+            self.log.warning("Lost track of %s (%s); following it again.", name, event.get("message"))
+            self._defer(
+                name, attempt=attempt, adopted=adopted, deadline=deadline, tracking_errors=tracking_errors + 1
+            )
+        return self._finish(context, description, attempt, adopted)
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Stop the job first when the triggerer failed the task (deferral timeout, trigger crash)."""
+        if next_method == _TRIGGER_FAILED:
+            ti = context["ti"]
+            name = ti.xcom_pull(task_ids=ti.task_id, key=JOB_NAME_XCOM_KEY, map_indexes=ti.map_index)
+            if name:
+                self.log.warning("Deferral ended without the job finishing: stopping training job %s.", name)
+                self.hook.stop_job(name)
+        return super().resume_execution(next_method, next_kwargs, context)
+
+    def on_kill(self) -> None:
+        """Stop the training job when the task is killed or times out while waiting here."""
+        if self._job_name:
+            stopped = self.hook.stop_job(self._job_name)
+            self.log.info(
+                "Training job %s %s.", self._job_name, "stopping" if stopped else "had already ended"
+            )
+
+    # ------------------------------------------------------------------ steps
+    def _create(self, context: Context, name: str, base: str) -> tuple[dict[str, Any], bool]:
+        rendering = render_training_job(
+            self.spec,
+            job_name=name,
+            max_runtime_seconds=self._max_runtime_seconds(),
+            keep_alive_seconds=self.keep_alive_seconds,
+            tags={**self.tags, **self._identity_tags(context, base)},
+            run_environment=self._run_environment(context),
+        )
+        # Known before the request leaves: a kill that arrives while it is in flight still stops the job.
+        self._job_name = name
+        if rendering.spill_uri and rendering.spill_document:
+            self.hook.upload_json(rendering.spill_uri, rendering.spill_document)
+            self.log.info("Values over SageMaker's limits travel in %s.", rendering.spill_uri)
+        description, created = self.hook.create_job(rendering.request)
+        self.log.info(
+            "%s training job %s (%s).",
+            "Created" if created else "Found our earlier request's",
+            name,
+            description.get("TrainingJobArn"),
+        )
+        return description, created
+
+    def _track(self, context: Context, name: str) -> None:
+        self._job_name = name
+        context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value=name)
+        for link in (TrainingJobLink, TrainingJobLogsLink):
+            link.persist(
+                context=context,
+                operator=self,
+                region_name=self.hook.conn_region_name,
+                aws_partition=self.hook.conn_partition,
+                job_name=name,
+            )
+
+    def _defer(
+        self, name: str, *, attempt: int, adopted: bool, deadline: float | None, tracking_errors: int
+    ) -> None:
+        from lyftlearn_provider.triggers.training import TrainingJobTrigger
+
+        timeout = None
+        if deadline is not None:
+            # A backstop: the trigger reports the deadline itself; this only fires if it cannot.
+            timeout = dt.timedelta(seconds=max(0.0, deadline - time.time()) + 60)
+        self.defer(
+            trigger=TrainingJobTrigger(
+                name,
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
+                poll_interval=self.poll_interval,
+                deadline=deadline,
+            ),
+            method_name="execute_complete",
+            kwargs={
+                "attempt": attempt,
+                "adopted": adopted,
+                "deadline": deadline,
+                "tracking_errors": tracking_errors,
+            },
+            timeout=timeout,
+        )
+
+    def _wait(self, name: str, deadline: float | None) -> dict[str, Any]:
+        while True:
+            description = self.hook.describe_job(name)
+            if description is None:
+                raise TrainingJobError(name, "missing", "SageMaker no longer knows this job")
+            if is_terminal(description["TrainingJobStatus"]):
+                return description
+            if deadline is not None and time.time() >= deadline:
+                self._stop_for_timeout(name)
+            time.sleep(jittered(self.poll_interval))
+
+    def _finish(
+        self, context: Context, description: Mapping[str, Any], attempt: int, adopted: bool
+    ) -> dict[str, Any]:
+        name, status = description["TrainingJobName"], description["TrainingJobStatus"]
+        if status == FAILED:
+            raise TrainingJobError(name, status, description.get("FailureReason") or "no reason given")
+        if status != COMPLETED:
+            raise TrainingJobError(
+                name,
+                status,
+                f"secondary status {description.get('SecondaryStatus')}: it was stopped outside this task "
+                "(console, API, or its MaxRuntimeInSeconds). Clear the task to start a new attempt.",
+            )
+        result = training_result(
+            description,
+            attempt=attempt,
+            adopted=adopted,
+            data_interval_start=context.get("data_interval_start"),
+            data_interval_end=context.get("data_interval_end"),
+        )
+        self.log.info("Training job %s completed; %s.", name, describe_startup(result))
+        self.log.info(
+            "Model %s; billable %ss; metrics %s.",
+            result["model_artifact_uri"],
+            result["billable_seconds"],
+            result["final_metrics"],
+        )
+        return result
+
+    def _stop_for_timeout(self, name: str) -> None:
+        self.hook.stop_job(name)
+        raise TrainingJobError(name, "timed out", "the task's execution_timeout passed; the job was stopped")
+
+    # ------------------------------------------------------------------ derived values
+    def _max_runtime_seconds(self) -> int:
+        if self.max_runtime_seconds is not None:
+            return self.max_runtime_seconds
+        if self.execution_timeout is not None:
+            return max(1, int(self.execution_timeout.total_seconds()))
+        return DEFAULT_MAX_RUNTIME_SECONDS
+
+    def _deadline(self, context: Context) -> float | None:
+        start = context["ti"].start_date
+        if self.execution_timeout is None or start is None:
+            return None
+        return (start + self.execution_timeout).timestamp()
+
+    def _identity_tags(self, context: Context, base: str) -> dict[str, str]:
+        ti = context["ti"]
+        map_index = ti.map_index if ti.map_index is not None else -1
+        identity = {
+            "dag-id": ti.dag_id,
+            "task-id": ti.task_id,
+            "run-id": ti.run_id,
+            "map-index": str(map_index),
+            "fingerprint": run_fingerprint(ti.dag_id, ti.task_id, ti.run_id, map_index),
+            "base-job-name": base,
+        }
+        return {_TAG_PREFIX + key: _TAG_VALUE_UNSAFE.sub("_", value)[:256] for key, value in identity.items()}
+
+    def _run_environment(self, context: Context) -> dict[str, str]:
+        ti = context["ti"]
+        environment = {
+            "LYFTLEARN_DAG_ID": ti.dag_id,
+            "LYFTLEARN_TASK_ID": ti.task_id,
+            "LYFTLEARN_RUN_ID": ti.run_id,
+        }
+        for bound in ("start", "end"):
+            moment = to_datetime(context.get(f"data_interval_{bound}"))
+            if moment is not None:
+                environment[f"LYFTLEARN_DATA_INTERVAL_{bound.upper()}"] = moment.isoformat()
+        return environment
+
+    def _warn_on_drift(self, description: Mapping[str, Any]) -> None:
+        running = (description.get("AlgorithmSpecification") or {}).get("TrainingImage")
+        if running and running != self.spec.image:
+            self.log.warning(
+                "The running job uses image %s, not %s: following it anyway, since this run started it.",
+                running,
+                self.spec.image,
+            )

@@ -1,0 +1,307 @@
+"""TrainModelOperator against the AWS emulator over HTTP: adoption, attempts, stops, results."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import boto3
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from lyftlearn_provider.exceptions import InvalidSpecError, LyftLearnError, TrainingJobError
+from lyftlearn_provider.naming import training_job_name
+from lyftlearn_provider.operators.training import JOB_NAME_XCOM_KEY, TrainModelOperator
+from lyftlearn_provider.triggers.training import TrainingJobTrigger
+from tests.helpers import StandInTaskInstance, make_context, make_spec
+
+BASE = training_job_name(
+    dag_id="retrain_fraud", task_id="train", run_id="scheduled__2026-11-28T15:00:00+00:00"
+)
+
+
+FEW_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 2}}
+
+
+def make_operator(**kwargs):
+    kwargs.setdefault("spec", make_spec())
+    kwargs.setdefault("poll_interval", 0.05)
+    return TrainModelOperator(task_id="train", **kwargs)
+
+
+def creates(aws) -> int:
+    return len([c for c in aws.control.calls(action="CreateTrainingJob") if c["status"] == 200])
+
+
+def defer(operator, context) -> TrainingJobTrigger:
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, TrainingJobTrigger)
+    return trigger
+
+
+def wait_until_created(aws, name, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not any(job["TrainingJobName"] == name for job in aws.control.jobs()):
+        assert time.monotonic() < deadline, f"{name} was never created"
+        time.sleep(0.02)
+
+
+def finish(aws, name, metrics=None):
+    aws.control.advance(name, "Downloading")
+    aws.control.advance(name, "Training")
+    aws.control.advance(name, "Uploading")
+    return aws.control.complete(name, metrics=metrics or {"validation:auc": 0.91})
+
+
+def test_first_try_creates_the_job_and_defers_on_it(aws):
+    context = make_context()
+    trigger = defer(make_operator(deferrable=True), context)
+    assert trigger.job_name == BASE
+    assert creates(aws) == 1
+    job = aws.control.job(BASE)
+    assert job["TrainingJobStatus"] == "InProgress"
+    assert job["Environment"]["LYFTLEARN_RUN_ID"] == "scheduled__2026-11-28T15:00:00+00:00"
+    assert job["Environment"]["LYFTLEARN_RUNTIME"] == "sagemaker"
+    assert context["ti"].xcom[JOB_NAME_XCOM_KEY] == BASE
+    assert context["ti"].xcom["lyftlearn_training_job"]["job_name"] == BASE
+
+
+def test_job_carries_identity_tags_and_stopping_condition_from_the_timeout(aws):
+    operator = make_operator(
+        deferrable=True, execution_timeout=dt.timedelta(minutes=14), tags={"team": "fraud"}
+    )
+    defer(operator, make_context())
+    request = aws.control.job(BASE)
+    assert request["StoppingCondition"]["MaxRuntimeInSeconds"] == 14 * 60
+    sagemaker = boto3.client("sagemaker")
+    tags = {t["Key"]: t["Value"] for t in sagemaker.list_tags(ResourceArn=request["TrainingJobArn"])["Tags"]}
+    assert tags["team"] == "fraud"
+    assert tags["lyftlearn:dag-id"] == "retrain_fraud"
+    assert tags["lyftlearn:run-id"] == "scheduled__2026-11-28T15:00:00+00:00"
+    assert tags["lyftlearn:base-job-name"] == BASE
+
+
+def test_retry_adopts_the_running_job(aws):
+    defer(make_operator(deferrable=True), make_context())
+    trigger = defer(make_operator(deferrable=True), make_context(StandInTaskInstance(try_number=2)))
+    assert trigger.job_name == BASE
+    assert creates(aws) == 1
+
+
+def test_retry_reuses_a_completed_job_without_deferring(aws):
+    defer(make_operator(deferrable=True), make_context())
+    finish(aws, BASE, metrics={"validation:auc": 0.93})
+    result = make_operator(deferrable=True).execute(make_context(StandInTaskInstance(try_number=2)))
+    assert result["job_name"] == BASE
+    assert result["adopted"] is True
+    assert result["final_metrics"] == {"validation:auc": 0.93}
+    assert creates(aws) == 1
+
+
+@pytest.mark.parametrize("end", ["fail", "stop"])
+def test_retry_after_failed_or_stopped_job_starts_a_new_attempt(aws, end):
+    defer(make_operator(deferrable=True), make_context())
+    if end == "fail":
+        aws.control.fail(BASE, "AlgorithmError: out of memory")
+    else:
+        aws.control.stop(BASE)
+        aws.control.wait_for_status(BASE, "Stopped")
+    trigger = defer(make_operator(deferrable=True), make_context(StandInTaskInstance(try_number=2)))
+    assert trigger.job_name == BASE + "-a2"
+    # A third try while attempt 2 runs adopts it: still two jobs.
+    trigger = defer(make_operator(deferrable=True), make_context(StandInTaskInstance(try_number=3)))
+    assert trigger.job_name == BASE + "-a2"
+    assert creates(aws) == 2
+
+
+def test_fail_policy_fails_again_without_creating(aws):
+    defer(make_operator(deferrable=True), make_context())
+    aws.control.fail(BASE, "AlgorithmError: out of memory")
+    with pytest.raises(TrainingJobError, match="out of memory.*if_job_failed='new_attempt'"):
+        make_operator(deferrable=True, if_job_failed="fail").execute(make_context())
+    assert creates(aws) == 1
+
+
+def test_lost_create_response_is_adopted_not_duplicated(aws):
+    # SageMaker creates the job but the connection drops before the answer: botocore retries the
+    # request, gets ResourceInUse, and the operator recognises its own job.
+    aws.control.inject("reset", action="CreateTrainingJob", after=True)
+    trigger = defer(make_operator(deferrable=True), make_context())
+    assert trigger.job_name == BASE
+    assert [c["status"] for c in aws.control.calls(action="CreateTrainingJob")][-1] == 400
+    assert len(aws.control.jobs()) == 1
+
+
+def test_execute_complete_returns_the_result(aws):
+    context = make_context()
+    operator = make_operator(deferrable=True, keep_alive_seconds=600)
+    defer(operator, context)
+    finish(aws, BASE)
+    result = operator.execute_complete(
+        context, event={"status": "terminal", "job_name": BASE, "job_status": "Completed"}, attempt=1
+    )
+    assert result["status"] == "Completed"
+    assert result["model_artifact_uri"].endswith(f"{BASE}/output/model.tar.gz")
+    assert set(result["startup_seconds"]) == {"Starting", "Downloading"}
+    assert result["warm_pool"]["status"] == "Available"
+    assert result["data_interval"]["end"] == "2026-11-28T15:00:00+00:00"
+    assert result["image"] == make_spec().image
+
+
+@pytest.mark.parametrize(
+    ("end", "message"),
+    [("fail", "ended Failed: AlgorithmError: bad data"), ("stop", "stopped outside this task")],
+)
+def test_execute_complete_fails_on_failed_or_foreign_stop(aws, end, message):
+    operator = make_operator(deferrable=True)
+    defer(operator, make_context())
+    if end == "fail":
+        aws.control.fail(BASE, "AlgorithmError: bad data")
+    else:
+        aws.control.stop(BASE)
+        aws.control.wait_for_status(BASE, "Stopped")
+    with pytest.raises(TrainingJobError, match=message):
+        operator.execute_complete(make_context(), event={"status": "terminal", "job_name": BASE})
+
+
+@pytest.mark.parametrize("event", [None, {}, {"status": "terminal"}])
+def test_execute_complete_rejects_unusable_events(aws, event):
+    with pytest.raises(LyftLearnError, match="unusable event"):
+        make_operator(deferrable=True).execute_complete(make_context(), event=event)
+
+
+def test_timeout_event_stops_the_job(aws):
+    operator = make_operator(deferrable=True)
+    defer(operator, make_context())
+    with pytest.raises(TrainingJobError, match="timed out"):
+        operator.execute_complete(make_context(), event={"status": "timeout", "job_name": BASE})
+    assert aws.control.wait_for_status(BASE, "Stopped", "Stopping")["TrainingJobStatus"] in (
+        "Stopping",
+        "Stopped",
+    )
+    assert len(aws.control.calls(action="StopTrainingJob")) == 1
+
+
+def test_tracking_error_on_a_running_job_defers_again_then_gives_up(aws):
+    operator = make_operator(deferrable=True)
+    defer(operator, make_context())
+    event = {"status": "error", "job_name": BASE, "message": "AWS kept failing"}
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute_complete(make_context(), event=event, tracking_errors=0)
+    assert deferred.value.kwargs["tracking_errors"] == 1
+    with pytest.raises(TrainingJobError, match="stopped it so it does not run unattended"):
+        operator.execute_complete(make_context(), event=event, tracking_errors=2)
+    assert aws.control.job(BASE)["TrainingJobStatus"] in ("Stopping", "Stopped")
+
+
+def test_deferral_timeout_stops_the_job(aws):
+    from airflow.sdk.exceptions import TaskDeferralTimeout
+
+    context = make_context()
+    defer(make_operator(deferrable=True), context)
+    fresh = make_operator(deferrable=True)  # the worker resuming the task is a new process
+    with pytest.raises(TaskDeferralTimeout):
+        fresh.resume_execution("__fail__", {"error": "Trigger timeout"}, context)
+    assert aws.control.job(BASE)["TrainingJobStatus"] in ("Stopping", "Stopped")
+
+
+def test_on_kill_stops_the_job_being_waited_for(aws):
+    operator = make_operator(deferrable=False)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            operator.execute(make_context())
+        except BaseException as error:  # the job ends Stopped: the task must fail
+            errors.append(error)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    wait_until_created(aws, BASE)
+    operator.on_kill()
+    worker.join(10)
+    assert not worker.is_alive()
+    assert aws.control.job(BASE)["TrainingJobStatus"] == "Stopped"
+    assert isinstance(errors[0], TrainingJobError)
+
+
+def test_synchronous_mode_waits_through_a_throttling_storm(aws):
+    # Few botocore retries, so the storm outlasts them and the operator's own back-off must carry on.
+    operator = make_operator(deferrable=False, botocore_config=FEW_RETRIES, poll_interval=0.02)
+    result: dict = {}
+
+    def run() -> None:
+        result.update(operator.execute(make_context()))
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    wait_until_created(aws, BASE)
+    aws.control.inject("throttle", 25, action="DescribeTrainingJob")
+    aws.control.inject("server_error", 5, action="DescribeTrainingJob")
+    finish(aws, BASE)
+    worker.join(60)
+    assert result["status"] == "Completed"
+    assert creates(aws) == 1
+    assert aws.control.faults() == []
+
+
+def test_synchronous_deadline_stops_the_job(aws):
+    operator = make_operator(deferrable=False, execution_timeout=dt.timedelta(seconds=1))
+    with pytest.raises(TrainingJobError, match="timed out"):
+        operator.execute(make_context())
+    assert aws.control.job(BASE)["TrainingJobStatus"] in ("Stopping", "Stopped")
+
+
+def test_over_limit_environment_is_spilled_to_s3(aws):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="lyftlearn-models")
+    big = "x" * 2000
+    defer(make_operator(deferrable=True, spec=make_spec(environment={"FEATURES": big})), make_context())
+    job = aws.control.job(BASE)
+    uri = job["Environment"]["LYFTLEARN_SPILL_URI"]
+    assert "FEATURES" not in job["Environment"]
+    key = uri.removeprefix("s3://lyftlearn-models/")
+    import json
+
+    document = json.loads(s3.get_object(Bucket="lyftlearn-models", Key=key)["Body"].read())
+    assert document["environment"]["FEATURES"] == big
+
+
+def test_templated_spec_is_rendered_and_revalidated(aws):
+    spec = make_spec(hyperparameters={"window_end": "{{ data_interval_end }}"})
+    operator = make_operator(spec=spec, deferrable=True)
+    rendered = operator.render_template(spec, {"data_interval_end": "2026-11-28T15:00:00+00:00"})
+    assert rendered.hyperparameters["window_end"] == "2026-11-28T15:00:00+00:00"
+
+
+BAD_OPERATOR_ARGUMENTS = [
+    ({"job_name_prefix": "Bad_Prefix"}, "job_name_prefix"),
+    ({"keep_alive_seconds": 999_999}, "keep_alive"),
+    ({"max_runtime_seconds": 0}, "max_runtime"),
+    ({"if_job_failed": "sometimes"}, "if_job_failed"),
+    ({"poll_interval": 0}, "poll_interval"),
+    ({"tags": {"lyftlearn:run-id": "x"}}, "tags"),
+    ({"tags": {f"k{i}": "v" for i in range(60)}}, "tags"),
+    ({"spec": {"image": "x"}}, "spec"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "field"), BAD_OPERATOR_ARGUMENTS)
+def test_bad_operator_arguments_fail_at_parse_time(aws, kwargs, field):
+    with pytest.raises(InvalidSpecError) as raised:
+        make_operator(**kwargs)
+    assert field in raised.value.field
+    assert raised.value.fix
+    assert aws.control.calls(service="sagemaker") == []
+
+
+def test_bad_rendered_template_fails_before_anything_is_created(aws):
+    spec = make_spec(image="{{ params.image }}")
+    operator = make_operator(spec=spec, deferrable=True)
+    with pytest.raises(InvalidSpecError) as raised:
+        operator.render_template(spec, {"params": {"image": "not a valid image!"}})
+    assert raised.value.field == "image"
+    assert aws.control.calls(service="sagemaker") == []
