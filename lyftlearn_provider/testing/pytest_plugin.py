@@ -13,8 +13,9 @@ import sys
 import pytest
 
 from lyftlearn_provider.testing.aws.fixtures import aws, aws_emulator
+from lyftlearn_provider.testing.k8s.fixtures import k8s, k8s_emulator
 
-__all__ = ["airflow_db", "aws", "aws_emulator"]
+__all__ = ["airflow_db", "aws", "aws_emulator", "k8s", "k8s_emulator"]
 
 
 @pytest.fixture(scope="session")
