@@ -21,9 +21,10 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
-    from lyftlearn_provider.operators.training import TrainModelOperator
-    from lyftlearn_provider.runtime import ResourceProfile, RuntimeSpec
-    from lyftlearn_provider.triggers.training import TrainingJobTrigger
+    from lyftlearn_provider.operators.training import TrainModelOperator as TrainModelOperator
+    from lyftlearn_provider.runtime import ResourceProfile as ResourceProfile
+    from lyftlearn_provider.runtime import RuntimeSpec as RuntimeSpec
+    from lyftlearn_provider.triggers.training import TrainingJobTrigger as TrainingJobTrigger
 
 
 def __getattr__(name: str) -> Any:

@@ -82,4 +82,6 @@ def test_training_result_is_json_safe_and_complete():
     assert result["warm_pool"] == {"status": "Available", "reused_by_job": None, "keep_alive_seconds": 1800}
     assert result["data_interval"] == {"start": None, "end": at(-60).isoformat()}
     assert (result["attempt"], result["adopted"]) == (2, True)
-    assert describe_startup(result) == "start-up 100.0s (Starting 40.0s, Downloading 60.0s); warm pool Available"
+    assert (
+        describe_startup(result) == "start-up 100.0s (Starting 40.0s, Downloading 60.0s); warm pool Available"
+    )

@@ -40,8 +40,10 @@ if TYPE_CHECKING:
 
     from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
 
-#: XCom key under which the task records the job it is following (read back after a deferral timeout).
-JOB_NAME_XCOM_KEY = "training_job_name"
+#: XCom key of the task's tracking record: the job it follows, its attempt, whether it adopted it and
+#: its deadline. Read back when the task resumes: the triggerer keeps ``next_kwargs`` but
+#: ``dag.test()`` replaces them with the event, and a deferral timeout brings none.
+TRACKING_XCOM_KEY = "training_job"
 #: Airflow's ``next_method`` when the triggerer fails a deferred task (``TRIGGER_FAIL_REPR`` upstream).
 _TRIGGER_FAILED = "__fail__"
 #: SageMaker's default MaxRuntimeInSeconds, used when neither the operator nor the task sets a limit.
@@ -198,7 +200,7 @@ class TrainModelOperator(BaseOperator):
             name, status = description["TrainingJobName"], description["TrainingJobStatus"]
             if status == COMPLETED:
                 self.log.info("Training job %s already completed for this run: reusing its result.", name)
-                self._track(context, name)
+                self._track(context, name, attempt=attempt, adopted=True, deadline=None)
                 return self._finish(context, description, attempt, adopted=True)
             if status == IN_PROGRESS:
                 self.log.info("Training job %s is already running for this run: following it.", name)
@@ -219,27 +221,20 @@ class TrainModelOperator(BaseOperator):
             description, created = self._create(context, attempt_job_name(base, attempt), base)
             adopted = not created
         name = description["TrainingJobName"]
-        self._track(context, name)
         deadline = self._deadline(context)
+        self._track(context, name, attempt=attempt, adopted=adopted, deadline=deadline)
         if is_terminal(description["TrainingJobStatus"]):
             return self._finish(context, description, attempt, adopted)
         if self.deferrable:
-            self._defer(name, attempt=attempt, adopted=adopted, deadline=deadline, tracking_errors=0)
+            self._defer(name, deadline)
         return self._finish(context, self._wait(name, deadline), attempt, adopted)
 
-    def execute_complete(
-        self,
-        context: Context,
-        event: dict[str, Any] | None = None,
-        attempt: int = 1,
-        adopted: bool = False,
-        deadline: float | None = None,
-        tracking_errors: int = 0,
-    ) -> dict[str, Any]:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: check its event, then finish like the synchronous path."""
         if not event or "status" not in event or "job_name" not in event:
             raise LyftLearnError(f"The training trigger returned an unusable event: {event!r}")
         name = self._job_name = event["job_name"]
+        record = self._tracking_record(context)
         status = TrainingEventStatus(event["status"])
         if status == TrainingEventStatus.TIMEOUT:
             self._stop_for_timeout(name)
@@ -247,22 +242,23 @@ class TrainModelOperator(BaseOperator):
         if description is None:
             raise TrainingJobError(name, "missing", "SageMaker no longer knows this job")
         if status == TrainingEventStatus.ERROR and not is_terminal(description["TrainingJobStatus"]):
-            if tracking_errors + 1 >= MAX_TRACKING_ERRORS:
+            errors = int(record.get("tracking_errors", 0)) + 1
+            if errors >= MAX_TRACKING_ERRORS:
                 self.hook.stop_job(name)
                 raise TrainingJobError(
                     name, "untracked", f"{event.get('message')}; stopped it so it does not run unattended"
                 )
             self.log.warning("Lost track of %s (%s); following it again.", name, event.get("message"))
-            self._defer(
-                name, attempt=attempt, adopted=adopted, deadline=deadline, tracking_errors=tracking_errors + 1
-            )
-        return self._finish(context, description, attempt, adopted)
+            context["ti"].xcom_push(key=TRACKING_XCOM_KEY, value={**record, "tracking_errors": errors})
+            self._defer(name, record.get("deadline"))
+        return self._finish(
+            context, description, int(record.get("attempt", 1)), bool(record.get("adopted", False))
+        )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """Stop the job first when the triggerer failed the task (deferral timeout, trigger crash)."""
         if next_method == _TRIGGER_FAILED:
-            ti = context["ti"]
-            name = ti.xcom_pull(task_ids=ti.task_id, key=JOB_NAME_XCOM_KEY, map_indexes=ti.map_index)
+            name = self._tracking_record(context).get("job_name")
             if name:
                 self.log.warning("Deferral ended without the job finishing: stopping training job %s.", name)
                 self.hook.stop_job(name)
@@ -300,9 +296,12 @@ class TrainModelOperator(BaseOperator):
         )
         return description, created
 
-    def _track(self, context: Context, name: str) -> None:
+    def _track(
+        self, context: Context, name: str, *, attempt: int, adopted: bool, deadline: float | None
+    ) -> None:
         self._job_name = name
-        context["ti"].xcom_push(key=JOB_NAME_XCOM_KEY, value=name)
+        record = {"job_name": name, "attempt": attempt, "adopted": adopted, "deadline": deadline}
+        context["ti"].xcom_push(key=TRACKING_XCOM_KEY, value=record)
         for link in (TrainingJobLink, TrainingJobLogsLink):
             link.persist(
                 context=context,
@@ -312,9 +311,7 @@ class TrainModelOperator(BaseOperator):
                 job_name=name,
             )
 
-    def _defer(
-        self, name: str, *, attempt: int, adopted: bool, deadline: float | None, tracking_errors: int
-    ) -> None:
+    def _defer(self, name: str, deadline: float | None) -> None:
         from lyftlearn_provider.triggers.training import TrainingJobTrigger
 
         timeout = None
@@ -332,12 +329,6 @@ class TrainModelOperator(BaseOperator):
                 deadline=deadline,
             ),
             method_name="execute_complete",
-            kwargs={
-                "attempt": attempt,
-                "adopted": adopted,
-                "deadline": deadline,
-                "tracking_errors": tracking_errors,
-            },
             timeout=timeout,
         )
 
@@ -380,6 +371,11 @@ class TrainModelOperator(BaseOperator):
             result["final_metrics"],
         )
         return result
+
+    def _tracking_record(self, context: Context) -> dict[str, Any]:
+        ti = context["ti"]
+        record = ti.xcom_pull(task_ids=ti.task_id, key=TRACKING_XCOM_KEY, map_indexes=ti.map_index)
+        return dict(record or {})
 
     def _stop_for_timeout(self, name: str) -> None:
         self.hook.stop_job(name)

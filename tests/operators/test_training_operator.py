@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from lyftlearn_provider.exceptions import InvalidSpecError, LyftLearnError, TrainingJobError
 from lyftlearn_provider.naming import training_job_name
-from lyftlearn_provider.operators.training import JOB_NAME_XCOM_KEY, TrainModelOperator
+from lyftlearn_provider.operators.training import TRACKING_XCOM_KEY, TrainModelOperator
 from lyftlearn_provider.triggers.training import TrainingJobTrigger
 from tests.helpers import StandInTaskInstance, make_context, make_spec
 
@@ -65,7 +65,8 @@ def test_first_try_creates_the_job_and_defers_on_it(aws):
     assert job["TrainingJobStatus"] == "InProgress"
     assert job["Environment"]["LYFTLEARN_RUN_ID"] == "scheduled__2026-11-28T15:00:00+00:00"
     assert job["Environment"]["LYFTLEARN_RUNTIME"] == "sagemaker"
-    assert context["ti"].xcom[JOB_NAME_XCOM_KEY] == BASE
+    assert context["ti"].xcom[TRACKING_XCOM_KEY]["job_name"] == BASE
+    assert context["ti"].xcom[TRACKING_XCOM_KEY]["attempt"] == 1
     assert context["ti"].xcom["lyftlearn_training_job"]["job_name"] == BASE
 
 
@@ -141,7 +142,7 @@ def test_execute_complete_returns_the_result(aws):
     defer(operator, context)
     finish(aws, BASE)
     result = operator.execute_complete(
-        context, event={"status": "terminal", "job_name": BASE, "job_status": "Completed"}, attempt=1
+        context, event={"status": "terminal", "job_name": BASE, "job_status": "Completed"}
     )
     assert result["status"] == "Completed"
     assert result["model_artifact_uri"].endswith(f"{BASE}/output/model.tar.gz")
@@ -187,13 +188,16 @@ def test_timeout_event_stops_the_job(aws):
 
 def test_tracking_error_on_a_running_job_defers_again_then_gives_up(aws):
     operator = make_operator(deferrable=True)
-    defer(operator, make_context())
+    context = make_context()
+    defer(operator, context)
     event = {"status": "error", "job_name": BASE, "message": "AWS kept failing"}
-    with pytest.raises(TaskDeferred) as deferred:
-        operator.execute_complete(make_context(), event=event, tracking_errors=0)
-    assert deferred.value.kwargs["tracking_errors"] == 1
+    for errors in (1, 2):
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute_complete(context, event=event)
+        assert deferred.value.trigger.job_name == BASE
+        assert context["ti"].xcom[TRACKING_XCOM_KEY]["tracking_errors"] == errors
     with pytest.raises(TrainingJobError, match="stopped it so it does not run unattended"):
-        operator.execute_complete(make_context(), event=event, tracking_errors=2)
+        operator.execute_complete(context, event=event)
     assert aws.control.job(BASE)["TrainingJobStatus"] in ("Stopping", "Stopped")
 
 
