@@ -1,0 +1,113 @@
+"""The training operator under real Airflow (``dag.test()``) against the AWS emulator over HTTP.
+
+R1: whatever happens to the task — its response lost, its worker killed, the task cleared — one
+run creates exactly one training job. R4: a throttling storm delays the task, it does not fail it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lyftlearn_provider.testing._airflow_db import xcom_value
+
+REPO = Path(__file__).resolve().parents[2]
+E2E_DAGS = REPO / "tests" / "e2e" / "dags" / "e2e_training.py"
+EXAMPLE = REPO / "example_dags" / "example_retrain_every_15_minutes.py"
+FAST_JOBS = {"Starting": 0.3, "Downloading": 0.3, "Training": 0.5, "Uploading": 0.2}
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+def load_dag(path: Path, dag_id: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(path))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id]
+
+
+def creates(aws) -> int:
+    """Count the training jobs that exist: what a duplicate would cost."""
+    return len(aws.control.jobs())
+
+
+def logical_date(minute: int) -> dt.datetime:
+    return dt.datetime(2026, 11, 28, 15, minute, tzinfo=dt.timezone.utc)
+
+
+def run(dag, when: dt.datetime):
+    # A fixed run_after gives a fixed run_id: a second call re-runs (clears) the same DAG run.
+    dagrun = dag.test(logical_date=when, run_after=when)
+    return dagrun, xcom_value(dag.dag_id, dagrun.run_id, "train")
+
+
+def test_example_dag_end_to_end_and_cleared_task_reuses_the_job(aws, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__LYFTLEARN__POLL_INTERVAL", "0.2")
+    aws.control.autopilot(phases=FAST_JOBS, metrics={"validation:auc": 0.91})
+    dag = load_dag(EXAMPLE, "lyftlearn_retrain_every_15_minutes")
+    dagrun, result = run(dag, logical_date(0))
+    assert str(dagrun.state) == "success"
+    assert result["status"] == "Completed"
+    assert result["final_metrics"] == {"validation:auc": 0.91}
+    assert result["adopted"] is False
+    assert set(result["startup_seconds"]) == {"Starting", "Downloading"}
+    assert result["warm_pool"]["keep_alive_seconds"] == 1800
+    rendered_window = aws.control.job(result["job_name"])["HyperParameters"]["window"]
+    assert dt.datetime.fromisoformat(rendered_window) == logical_date(0)
+    report = xcom_value(dag.dag_id, dagrun.run_id, "report")
+    assert report.startswith(f"{result['job_name']}: Completed")
+    # Clearing the run (dag.test on the same logical date clears it) trains nothing new.
+    dagrun, again = run(dag, logical_date(0))
+    assert str(dagrun.state) == "success"
+    assert (again["job_name"], again["adopted"]) == (result["job_name"], True)
+    assert creates(aws) == 1
+
+
+@pytest.mark.parametrize("mode", ["deferrable", "sync"])
+def test_worker_killed_mid_job_is_adopted_by_the_next_try(aws, mode):
+    when = logical_date(15)
+    script = (
+        "import datetime as dt, runpy, sys\n"
+        f"dag = runpy.run_path({str(E2E_DAGS)!r})['{mode}_dag']\n"
+        f"when = dt.datetime.fromisoformat({when.isoformat()!r})\n"
+        "dag.test(logical_date=when, run_after=when)\n"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not aws.control.jobs():
+            assert worker.poll() is None, "the first try ended before creating its job"
+            assert time.monotonic() < deadline, "the first try never created its job"
+            time.sleep(0.1)
+        time.sleep(1.0)  # let it settle into waiting (deferred, or polling in the worker)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+    (job,) = aws.control.jobs()
+    assert job["TrainingJobStatus"] == "InProgress"  # a killed worker cannot stop its job
+    aws.control.autopilot(phases=FAST_JOBS)
+    dagrun, result = run(load_dag(E2E_DAGS, f"lyftlearn_e2e_{mode}"), when)
+    assert str(dagrun.state) == "success"
+    assert (result["job_name"], result["adopted"]) == (job["TrainingJobName"], True)
+    assert creates(aws) == 1
+
+
+def test_lost_create_response_and_throttling_storm_do_not_fail_or_duplicate(aws):
+    aws.control.inject("reset", action="CreateTrainingJob", after=True)
+    # Each fault outlasts the DAG's botocore retries (2 attempts), so our own back-off is what carries it.
+    aws.control.inject("throttle", 8, action="DescribeTrainingJob")
+    aws.control.inject("server_error", 4, action="DescribeTrainingJob")
+    aws.control.autopilot(phases=FAST_JOBS)
+    dagrun, result = run(load_dag(E2E_DAGS, "lyftlearn_e2e_deferrable"), logical_date(30))
+    assert str(dagrun.state) == "success"
+    assert result["status"] == "Completed"
+    assert creates(aws) == 1
+    assert aws.control.faults() == []  # every injected fault was actually hit

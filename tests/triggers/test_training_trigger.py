@@ -1,0 +1,437 @@
+"""TrainingJobTrigger against the AWS emulator over HTTP (aiobotocore through the amazon provider's hook)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import itertools
+import json
+import time
+from typing import Any
+
+import boto3
+import pytest
+from airflow.sdk.exceptions import TaskDeferred
+
+from lyftlearn_provider.operators.training import TrainModelOperator
+from lyftlearn_provider.runtime import render_training_job
+from lyftlearn_provider.triggers import training as training_module
+from lyftlearn_provider.triggers.training import MAX_TRANSIENT_FAILURES, TrainingJobTrigger
+from tests.helpers import make_context, make_spec
+
+#: botocore retries once; storms longer than that have to be carried by the trigger's own back-off.
+FEW_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 2}}
+#: botocore does not retry at all: every injected fault reaches the trigger.
+NO_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+POLL = 0.02
+#: Slack for timestamps taken by the emulator (time.monotonic on arrival) versus asyncio's clock.
+EPSILON = 0.005
+JOB = "fraud-train-1"
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def create_job(name: str = JOB) -> str:
+    rendering = render_training_job(make_spec(), job_name=name, max_runtime_seconds=3600)
+    boto3.client("sagemaker").create_training_job(**rendering.request)
+    return name
+
+
+def make_trigger(name: str = JOB, **kwargs: Any) -> TrainingJobTrigger:
+    kwargs.setdefault("botocore_config", FEW_RETRIES)
+    kwargs.setdefault("poll_interval", POLL)
+    return TrainingJobTrigger(name, **kwargs)
+
+
+def revive(trigger: TrainingJobTrigger) -> TrainingJobTrigger:
+    """Rebuild the trigger the way the triggerer does: from its serialized (JSON) form."""
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**json.loads(json.dumps(kwargs)))
+
+
+async def collect(trigger: TrainingJobTrigger, timeout: float = 15.0) -> list[dict[str, Any]]:
+    """Run the trigger to its end and return every event's payload (fails instead of hanging)."""
+
+    async def drain() -> list[dict[str, Any]]:
+        return [event.payload async for event in trigger.run()]
+
+    return await asyncio.wait_for(drain(), timeout)
+
+
+async def control(call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call the emulator's (blocking) control client without stalling the trigger's event loop."""
+    return await asyncio.to_thread(call, *args, **kwargs)
+
+
+def describes(aws, name: str = JOB) -> list[dict[str, Any]]:
+    return aws.control.calls(action="DescribeTrainingJob", job_name=name)
+
+
+async def wait_for_describes(aws, count: int, name: str = JOB, timeout: float = 10.0) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        calls = await control(describes, aws, name)
+        if len(calls) >= count:
+            return calls
+        assert time.monotonic() < deadline, f"only {len(calls)} DescribeTrainingJob calls, expected {count}"
+        await asyncio.sleep(0.02)
+
+
+async def wait_for_faults_left(aws, at_most: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while sum(fault["remaining"] for fault in await control(aws.control.faults)) > at_most:
+        assert time.monotonic() < deadline, "the injected faults were not used up"
+        await asyncio.sleep(0.02)
+
+
+async def cancel(task: asyncio.Task) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await asyncio.wait_for(task, 5)
+
+
+def is_json_primitive(value: Any) -> bool:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return True
+    if isinstance(value, list):
+        return all(is_json_primitive(item) for item in value)
+    if isinstance(value, dict):
+        return all(isinstance(key, str) and is_json_primitive(item) for key, item in value.items())
+    return False
+
+
+# ------------------------------------------------------------------------------------ serialization
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {
+            "aws_conn_id": "aws_training",
+            "region_name": "eu-west-1",
+            "verify": "/etc/ssl/certs/corp.pem",
+            "botocore_config": {"retries": {"mode": "standard", "total_max_attempts": 2}},
+            "poll_interval": 12.5,
+            "deadline": 1_900_000_000.25,
+        },
+        {"aws_conn_id": None, "verify": False, "poll_interval": 1, "deadline": 1_900_000_000},
+    ],
+    ids=["defaults", "everything-set", "falsy-values"],
+)
+def test_serialize_round_trips(kwargs):
+    trigger = TrainingJobTrigger(JOB, **kwargs)
+    classpath, serialized = trigger.serialize()
+
+    module, _, name = classpath.rpartition(".")
+    assert getattr(importlib.import_module(module), name) is TrainingJobTrigger
+    parameters = set(inspect.signature(TrainingJobTrigger.__init__).parameters) - {"self"}
+    assert set(serialized) == parameters
+    assert serialized["job_name"] == JOB
+    for key, value in kwargs.items():
+        assert serialized[key] == value
+    assert is_json_primitive(serialized)
+    assert json.loads(json.dumps(serialized)) == serialized
+
+    again = revive(trigger)
+    assert type(again) is TrainingJobTrigger
+    assert again.serialize() == (classpath, serialized)
+
+
+# ---------------------------------------------------------------------------------- terminal states
+@pytest.mark.parametrize("end", ["complete", "fail", "stop"])
+async def test_one_event_per_terminal_state_then_stops(aws, end):
+    create_job()
+    trigger = revive(make_trigger())
+    run = asyncio.ensure_future(collect(trigger))
+    # The trigger is polling a running job and has nothing to say yet.
+    await wait_for_describes(aws, 3)
+    assert not run.done()
+
+    if end == "complete":
+        await control(aws.control.complete, JOB, metrics={"validation:auc": 0.91})
+        expected_status, expected_reason = "Completed", None
+    elif end == "fail":
+        await control(aws.control.fail, JOB, "AlgorithmError: out of memory")
+        expected_status, expected_reason = "Failed", "AlgorithmError: out of memory"
+    else:
+        # Stopping is not terminal: the trigger has to wait for Stopped (0.2 s later in the emulator).
+        await control(aws.control.stop, JOB)
+        expected_status, expected_reason = "Stopped", None
+
+    events = await run
+    assert events == [
+        {
+            "status": "terminal",
+            "job_name": JOB,
+            "job_status": expected_status,
+            "failure_reason": expected_reason,
+        }
+    ]
+    json.dumps(events)  # the triggerer stores the payload as JSON
+    # The last thing the trigger did was read the terminal state; nothing polls any more.
+    calls = describes(aws)
+    assert all(call["status"] == 200 for call in calls)
+    await asyncio.sleep(5 * POLL)
+    assert len(describes(aws)) == len(calls)
+
+
+async def test_already_finished_job_reports_on_the_first_poll(aws):
+    create_job()
+    aws.control.fail(JOB, "ClientError: no data in s3://lyftlearn-data/fraud/")
+    events = await collect(make_trigger())
+    assert events == [
+        {
+            "status": "terminal",
+            "job_name": JOB,
+            "job_status": "Failed",
+            "failure_reason": "ClientError: no data in s3://lyftlearn-data/fraud/",
+        }
+    ]
+    assert len(describes(aws)) == 1
+
+
+async def test_keeps_polling_through_secondary_statuses_until_the_job_completes(aws):
+    create_job()
+    run = asyncio.ensure_future(collect(make_trigger()))
+    await wait_for_describes(aws, 2)
+    for secondary in ("Downloading", "Training"):
+        seen = len(await control(describes, aws))
+        await control(aws.control.advance, JOB, secondary)
+        # At least two polls observed the job in this phase, and none of them ended the trigger.
+        await wait_for_describes(aws, seen + 3)
+        assert not run.done()
+    assert aws.control.job(JOB)["SecondaryStatus"] == "Training"
+
+    completed_at = time.monotonic()
+    await control(aws.control.complete, JOB)
+    events = await run
+    assert [(e["status"], e["job_status"]) for e in events] == [("terminal", "Completed")]
+    # The poll that found Completed came after the completion, not before.
+    assert describes(aws)[-1]["t"] >= completed_at
+
+
+async def test_trigger_from_the_operator_follows_the_job_to_completion(aws):
+    aws.control.autopilot(
+        phases={"Starting": 0.05, "Downloading": 0.05, "Training": 0.1, "Uploading": 0.05},
+        metrics={"validation:auc": 0.93},
+    )
+    operator = TrainModelOperator(
+        task_id="train", spec=make_spec(), deferrable=True, poll_interval=POLL, botocore_config=FEW_RETRIES
+    )
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context)
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, TrainingJobTrigger)
+
+    events = await collect(revive(trigger))
+    assert len(events) == 1
+    assert events[0]["status"] == "terminal"
+    assert events[0]["job_status"] == "Completed"
+    assert events[0]["job_name"] == trigger.job_name
+    # The event is one the operator can resume from (with whatever kwargs it deferred with).
+    resume_kwargs = deferred.value.kwargs or {}
+    result = await asyncio.to_thread(operator.execute_complete, context, event=events[0], **resume_kwargs)
+    assert result["job_name"] == trigger.job_name
+    assert result["status"] == "Completed"
+    assert result["final_metrics"] == {"validation:auc": 0.93}
+
+
+# ------------------------------------------------------------------------------------------- errors
+async def test_missing_job_is_an_error_naming_it(aws):
+    events = await collect(make_trigger("fraud-train-never-created"))
+    assert len(events) == 1
+    [event] = events
+    assert event["status"] == "error"
+    assert event["job_name"] == "fraud-train-never-created"
+    assert "fraud-train-never-created" in event["message"]
+    assert "does not exist" in event["message"]
+    # "Not found" is an answer, not a transient failure: asked once, not retried.
+    assert len(describes(aws, "fraud-train-never-created")) == 1
+
+
+async def test_non_transient_aws_error_is_an_error_event_naming_the_job(aws):
+    # The emulator cannot deny access, but it rejects a name SageMaker would reject: a 400
+    # ValidationException that is neither "not found" nor worth retrying.
+    name = "fraud_train_1"
+    events = await collect(make_trigger(name))
+    assert len(events) == 1
+    [event] = events
+    assert event["status"] == "error"
+    assert event["job_name"] == name
+    assert "ValidationException" in event["message"]
+    assert name in event["message"]
+    calls = describes(aws, name)
+    assert [call["status"] for call in calls] == [400]
+
+
+async def test_gives_the_job_back_after_too_many_transient_failures_in_a_row(aws):
+    create_job()
+    aws.control.inject("unavailable", MAX_TRANSIENT_FAILURES + 10, action="DescribeTrainingJob")
+    events = await collect(make_trigger(botocore_config=NO_RETRIES, poll_interval=0.001), timeout=20)
+    assert events == [
+        {
+            "status": "error",
+            "job_name": JOB,
+            "message": f"AWS kept failing for {MAX_TRANSIENT_FAILURES + 1} polls in a row",
+        }
+    ]
+    calls = describes(aws)
+    assert len(calls) == MAX_TRANSIENT_FAILURES + 1
+    assert all(call["fault"] == "unavailable" for call in calls)
+    # The trigger only reports; the job itself keeps running for the task to decide.
+    assert aws.control.job(JOB)["TrainingJobStatus"] == "InProgress"
+
+
+# ----------------------------------------------------------------------------------------- deadline
+async def test_deadline_in_the_past_times_out_immediately(aws):
+    create_job()
+    started = time.monotonic()
+    events = await collect(make_trigger(deadline=time.time() - 1), timeout=10)
+    assert events == [{"status": "timeout", "job_name": JOB, "message": "the task's deadline passed"}]
+    assert time.monotonic() - started < 5
+    assert describes(aws) == []
+    # Stopping the job is the task's business, not the trigger's.
+    assert aws.control.job(JOB)["TrainingJobStatus"] == "InProgress"
+    assert aws.control.calls(action="StopTrainingJob") == []
+
+
+@pytest.mark.parametrize("poll_interval", [0.05, 30.0], ids=["fast-polls", "poll-longer-than-deadline"])
+async def test_deadline_in_the_future_times_out_about_then(aws, poll_interval):
+    create_job()
+    allowed = 0.6
+    started = time.monotonic()
+    trigger = make_trigger(poll_interval=poll_interval, deadline=time.time() + allowed)
+    events = await collect(trigger, timeout=10)
+    elapsed = time.monotonic() - started
+
+    assert events == [{"status": "timeout", "job_name": JOB, "message": "the task's deadline passed"}]
+    # Not before the deadline; and not a whole poll interval after it either.
+    assert allowed - 0.05 <= elapsed < allowed + 3
+    calls = describes(aws)
+    assert calls, "the trigger should have looked at the job before the deadline"
+    assert all(call["status"] == 200 for call in calls)
+    if poll_interval < allowed:
+        assert len(calls) >= 3
+    assert aws.control.job(JOB)["TrainingJobStatus"] == "InProgress"
+
+
+# ----------------------------------------------------------------------------------- transient storms
+@pytest.mark.parametrize(
+    ("kind", "count"),
+    [("throttle", 30), ("server_error", 4), ("unavailable", 4), ("reset", 4)],
+)
+async def test_transient_storm_while_the_job_completes_still_ends_completed(aws, kind, count):
+    create_job()
+    aws.control.advance(JOB, "Training")
+    aws.control.inject(kind, count, action="DescribeTrainingJob")
+    run = asyncio.ensure_future(collect(make_trigger(), timeout=35))
+
+    # The job finishes in the middle of the storm.
+    await wait_for_faults_left(aws, count // 2)
+    assert not run.done()
+    await control(aws.control.complete, JOB)
+    events = await run
+
+    assert events == [
+        {"status": "terminal", "job_name": JOB, "job_status": "Completed", "failure_reason": None}
+    ]
+    assert aws.control.faults() == []
+    calls = describes(aws)
+    assert [call["fault"] for call in calls[:count]] == [kind] * count
+    # After the storm the trigger went back to plain polling and found the job Completed.
+    assert len(calls) > count
+    assert all(call["status"] == 200 and call["fault"] is None for call in calls[count:])
+
+    # botocore tries each poll twice, so the calls come in pairs; between two pairs the trigger
+    # waited its own back-off: the poll interval doubled per failure in a row (at most 16 times), ±20 %.
+    for failures in range(1, count // 2 + 1):
+        gap = calls[2 * failures]["t"] - calls[2 * failures - 1]["t"]
+        least = 0.8 * POLL * 2 ** min(failures, 4)
+        assert gap >= least - EPSILON, (
+            f"after {failures} failures the trigger waited {gap:.3f}s < {least:.3f}s"
+        )
+
+
+# ------------------------------------------------------------------------------------------ polling
+async def test_polling_is_jittered_and_paced_by_the_poll_interval(aws, monkeypatch):
+    create_job()
+    pauses: list[tuple[int, float]] = []
+    real_backoff = training_module.backoff
+
+    def recording_backoff(base: float, failures: int) -> float:
+        pause = real_backoff(base, failures)
+        pauses.append((failures, pause))
+        return pause
+
+    monkeypatch.setattr(training_module, "backoff", recording_backoff)
+    poll, window = 0.1, 1.2
+    run = asyncio.ensure_future(collect(make_trigger(poll_interval=poll), timeout=15))
+    first = (await wait_for_describes(aws, 1))[0]["t"]
+    await asyncio.sleep(max(0.0, first + window + 0.3 - time.monotonic()))
+    await cancel(run)
+
+    calls = [call for call in describes(aws) if call["t"] <= first + window]
+    # Never faster than the shortest jittered pause allows; not stalled either (generous: loaded CI).
+    assert len(calls) <= int(window / (0.8 * poll)) + 1
+    assert len(calls) >= int(0.4 * window / (1.2 * poll))
+    gaps = [later["t"] - earlier["t"] for earlier, later in itertools.pairwise(calls)]
+    assert min(gaps) >= 0.8 * poll - EPSILON
+
+    # Every pause was the poll interval moved at random by up to 20 %, never the same twice.
+    assert pauses and all(failures == 0 for failures, _ in pauses)
+    values = [pause for _, pause in pauses]
+    assert all(0.8 * poll <= value <= 1.2 * poll for value in values)
+    assert len(values) > 3
+    assert len(set(values)) == len(values)
+    assert max(values) - min(values) > 0.01 * poll
+
+
+# ------------------------------------------------------------------------------------------ on_kill
+async def test_on_kill_stops_a_running_job(aws):
+    create_job()
+    aws.control.advance(JOB, "Training")
+    trigger = revive(make_trigger())
+    run = asyncio.ensure_future(collect(trigger))
+    await wait_for_describes(aws, 2)
+    # What the triggerer does when a user marks the task failed: cancel run(), then on_kill().
+    await cancel(run)
+    await asyncio.wait_for(trigger.on_kill(), 10)
+
+    assert aws.control.job(JOB)["TrainingJobStatus"] in ("Stopping", "Stopped")
+    assert [call["status"] for call in aws.control.calls(action="StopTrainingJob")] == [200]
+    assert aws.control.wait_for_status(JOB, "Stopped")["TrainingJobStatus"] == "Stopped"
+    # A trigger following the job now sees it stopped.
+    events = await collect(revive(trigger))
+    assert [(e["status"], e["job_status"]) for e in events] == [("terminal", "Stopped")]
+
+
+async def test_on_kill_survives_a_throttle_on_stop(aws):
+    create_job()
+    aws.control.inject("throttle", 1, action="StopTrainingJob")
+    await asyncio.wait_for(make_trigger().on_kill(), 10)
+    assert [call["status"] for call in aws.control.calls(action="StopTrainingJob")] == [400, 200]
+    assert aws.control.job(JOB)["TrainingJobStatus"] in ("Stopping", "Stopped")
+
+
+@pytest.mark.parametrize("end", ["complete", "fail", "stop"])
+async def test_on_kill_is_harmless_on_a_finished_job(aws, end):
+    create_job()
+    if end == "complete":
+        aws.control.complete(JOB)
+    elif end == "fail":
+        aws.control.fail(JOB, "AlgorithmError: bad data")
+    else:
+        aws.control.stop(JOB)
+        aws.control.wait_for_status(JOB, "Stopped")
+    before = aws.control.job(JOB)
+
+    assert await asyncio.wait_for(make_trigger().on_kill(), 10) is None
+
+    after = aws.control.job(JOB)
+    assert after["TrainingJobStatus"] == before["TrainingJobStatus"]
+    assert after.get("FailureReason") == before.get("FailureReason")
+    # It asked (SageMaker refused: the job had ended) and took no for an answer.
+    assert [call["status"] for call in aws.control.calls(action="StopTrainingJob")] == [400]
