@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, task
 
 from lyftlearn_provider import ResourceProfile, RuntimeSpec, TrainModelOperator
 
@@ -22,7 +22,8 @@ FRAUD_MODEL = RuntimeSpec(
 
 with DAG(
     dag_id="lyftlearn_retrain_every_15_minutes",
-    schedule=dt.timedelta(minutes=15),
+    # Data intervals (not just trigger times): each run trains on its own 15 minutes of data.
+    schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
     max_active_runs=1,

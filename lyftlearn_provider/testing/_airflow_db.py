@@ -78,3 +78,23 @@ def xcom_value(dag_id: str, run_id: str, task_id: str, key: str = "return_value"
             )
         ).first()
         return None if row is None else XComModel.deserialize_value(row)
+
+
+def clear_task(dag_id: str, run_id: str, task_id: str) -> int:
+    """Clear one task instance as the UI's "Clear" does (its run goes back to queued); return how many."""
+    from airflow.models import TaskInstance
+    from airflow.models.taskinstance import clear_task_instances
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = list(
+            session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_id,
+                    TaskInstance.run_id == run_id,
+                    TaskInstance.task_id == task_id,
+                )
+            )
+        )
+        clear_task_instances(tis, session)
+    return len(tis)

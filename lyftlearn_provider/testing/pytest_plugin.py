@@ -38,4 +38,3 @@ def airflow_db() -> str:
         stdout=subprocess.DEVNULL,
     )
     return home
-
