@@ -23,9 +23,11 @@ class TrainingJobTrigger(BaseTrigger):
     Wait for a SageMaker training job to end, then hand the job back to its task.
 
     Polls ``DescribeTrainingJob`` with jitter through the amazon provider's async client. Throttling,
-    5xx answers and dropped connections never fail the task: the trigger backs off (exponentially,
-    up to five minutes) and carries on. Anything else becomes an ``error`` event naming the job.
-    When the task's deadline passes first, it reports ``timeout`` so the task can stop the job.
+    5xx answers and dropped connections do not end the wait: the trigger backs off (doubling the
+    interval, at most 16 times it and five minutes) and carries on; only after 40 failures in a row
+    does it hand the job back with an ``error`` event, and the task then follows it again (at most
+    three times before it stops the job). Anything unexpected becomes an ``error`` event naming the
+    job. When the task's deadline passes first, it reports ``timeout`` so the task can stop the job.
 
     :param job_name: the training job to follow.
     :param aws_conn_id: the Airflow connection to AWS.
