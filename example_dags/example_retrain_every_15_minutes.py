@@ -35,6 +35,8 @@ with DAG(
         spec=FRAUD_MODEL,
         # Keep the instances warm past the next run's start: the next job skips provisioning.
         keep_alive_seconds=1800,
+        # Lazy image loading: refuse (before anything starts) an image without a SOCI index.
+        soci="require",
         # Also SageMaker's MaxRuntimeInSeconds: a stuck run never overlaps the next one.
         execution_timeout=dt.timedelta(minutes=14),
         deferrable=True,

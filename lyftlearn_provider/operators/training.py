@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 import time
@@ -13,6 +14,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.configuration import conf
 
 from lyftlearn_provider.exceptions import InvalidSpecError, LyftLearnError, TrainingJobError
+from lyftlearn_provider.images import SociPolicy
 from lyftlearn_provider.links.sagemaker import TrainingJobLink, TrainingJobLogsLink
 from lyftlearn_provider.naming import (
     DEFAULT_PREFIX,
@@ -28,6 +30,7 @@ from lyftlearn_provider.status import (
     FAILED,
     IN_PROGRESS,
     FailedJobPolicy,
+    TrainingBackend,
     TrainingEventStatus,
     describe_startup,
     is_terminal,
@@ -86,6 +89,16 @@ class TrainModelOperator(BaseOperator):
     :param poll_interval: seconds between status checks (jittered); default ``[lyftlearn] poll_interval``
         in the Airflow configuration, else 30.
     :param deferrable: wait in the triggerer instead of occupying a worker slot.
+    :param soci: ``"require"``, ``"prefer"`` (default) or ``"off"``: whether the image must have a SOCI
+        index (lazy loading, faster start-up). ``require`` fails before anything is created, with how to
+        build one; the result records whether the job ran on a SOCI-enabled image.
+    :param backend: ``"sagemaker"`` (default) or ``"kubernetes"``: run the same spec as a pod through
+        KubernetesPodOperator's machinery — the migration path, one argument away.
+    :param kubernetes_conn_id: the Airflow connection to the cluster (``backend="kubernetes"``).
+    :param namespace: the pod's namespace (``backend="kubernetes"``).
+    :param service_account_name: the pod's service account; it must be annotated
+        ``eks.amazonaws.com/role-arn`` with the spec's role (``backend="kubernetes"``).
+    :param startup_timeout_seconds: how long the pod may take to start (``backend="kubernetes"``).
     """
 
     template_fields: Sequence[str] = ("spec", "tags")
@@ -108,9 +121,23 @@ class TrainModelOperator(BaseOperator):
         tags: Mapping[str, str] | None = None,
         poll_interval: float = conf.getfloat("lyftlearn", "poll_interval", fallback=30.0),
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        soci: SociPolicy | str = SociPolicy.PREFER,
+        backend: TrainingBackend | str = TrainingBackend.SAGEMAKER,
+        kubernetes_conn_id: str | None = "kubernetes_default",
+        namespace: str = "default",
+        service_account_name: str = "lyftlearn-training",
+        startup_timeout_seconds: int = 600,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        try:
+            self.backend = TrainingBackend(backend)
+        except ValueError:
+            raise InvalidSpecError(
+                "backend",
+                f"{backend!r} is not a backend",
+                f"Use one of {[b.value for b in TrainingBackend]}.",
+            ) from None
         if not isinstance(spec, RuntimeSpec):
             raise InvalidSpecError(
                 "spec",
@@ -148,7 +175,13 @@ class TrainModelOperator(BaseOperator):
         self.tags = dict(tags or {})
         self.poll_interval = poll_interval
         self.deferrable = deferrable
+        self.soci = SociPolicy.coerce(soci)
+        self.kubernetes_conn_id = kubernetes_conn_id
+        self.namespace = namespace
+        self.service_account_name = service_account_name
+        self.startup_timeout_seconds = startup_timeout_seconds
         self._job_name: str | None = None
+        self._pod_op: Any = None
         # Limits that do not depend on templates are checked now, when the DAG is parsed.
         if not spec.is_templated() and not any("{{" in f"{k}{v}" for k, v in self.tags.items()):
             render_training_job(
@@ -187,21 +220,20 @@ class TrainModelOperator(BaseOperator):
     # ------------------------------------------------------------------ lifecycle
     def execute(self, context: Context) -> dict[str, Any]:
         """Find or create the run's training job, then wait for it here or in the triggerer."""
-        ti = context["ti"]
-        base = training_job_name(
-            dag_id=ti.dag_id,
-            task_id=ti.task_id,
-            run_id=ti.run_id,
-            map_index=ti.map_index if ti.map_index is not None else -1,
-            prefix=self.job_name_prefix,
-        )
+        base = self._base_job_name(context)
+        if self.backend == TrainingBackend.KUBERNETES:
+            return self._run_pod(context, base, event=None)
         attempt, description = self.hook.find_latest_attempt(base)
+        latest = description
         if description is not None:
             name, status = description["TrainingJobName"], description["TrainingJobStatus"]
             if status == COMPLETED:
                 self.log.info("Training job %s already completed for this run: reusing its result.", name)
-                self._track(context, name, attempt=attempt, adopted=True, deadline=None)
-                return self._finish(context, description, attempt, adopted=True)
+                image = self._resolve_image(
+                    description["AlgorithmSpecification"]["TrainingImage"], adopting=True
+                )
+                self._track(context, name, attempt=attempt, adopted=True, deadline=None, image=image)
+                return self._finish(context, description, attempt, adopted=True, image=image)
             if status == IN_PROGRESS:
                 self.log.info("Training job %s is already running for this run: following it.", name)
                 self._warn_on_drift(description)
@@ -217,20 +249,27 @@ class TrainModelOperator(BaseOperator):
                 description = None
         adopted = description is not None
         if description is None:
+            # Pin once per run: a new attempt reuses the digest its failed predecessor ran.
+            previous = (latest or {}).get("AlgorithmSpecification", {}).get("TrainingImage")
+            image = self._resolve_image(previous or self.spec.image)
             attempt += 1
-            description, created = self._create(context, attempt_job_name(base, attempt), base)
+            description, created = self._create(context, attempt_job_name(base, attempt), base, image)
             adopted = not created
+        else:
+            image = self._resolve_image(description["AlgorithmSpecification"]["TrainingImage"], adopting=True)
         name = description["TrainingJobName"]
         deadline = self._deadline(context)
-        self._track(context, name, attempt=attempt, adopted=adopted, deadline=deadline)
+        self._track(context, name, attempt=attempt, adopted=adopted, deadline=deadline, image=image)
         if is_terminal(description["TrainingJobStatus"]):
-            return self._finish(context, description, attempt, adopted)
+            return self._finish(context, description, attempt, adopted, image=image)
         if self.deferrable:
             self._defer(name, deadline)
-        return self._finish(context, self._wait(name, deadline), attempt, adopted)
+        return self._finish(context, self._wait(name, deadline), attempt, adopted, image=image)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: check its event, then finish like the synchronous path."""
+        if self.backend == TrainingBackend.KUBERNETES:
+            return self._run_pod(context, self._base_job_name(context), event=event or {})
         if not event or "status" not in event or "job_name" not in event:
             raise LyftLearnError(f"The training trigger returned an unusable event: {event!r}")
         name = self._job_name = event["job_name"]
@@ -252,7 +291,11 @@ class TrainModelOperator(BaseOperator):
             context["ti"].xcom_push(key=TRACKING_XCOM_KEY, value={**record, "tracking_errors": errors})
             self._defer(name, record.get("deadline"))
         return self._finish(
-            context, description, int(record.get("attempt", 1)), bool(record.get("adopted", False))
+            context,
+            description,
+            int(record.get("attempt", 1)),
+            bool(record.get("adopted", False)),
+            image=record.get("image"),
         )
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
@@ -265,17 +308,67 @@ class TrainModelOperator(BaseOperator):
         return super().resume_execution(next_method, next_kwargs, context)
 
     def on_kill(self) -> None:
-        """Stop the training job when the task is killed or times out while waiting here."""
-        if self._job_name:
+        """Stop the training job (or delete the pod) when the task is killed or times out waiting here."""
+        if self._pod_op is not None:
+            self._pod_op.on_kill()
+        elif self._job_name:
             stopped = self.hook.stop_job(self._job_name)
             self.log.info(
                 "Training job %s %s.", self._job_name, "stopping" if stopped else "had already ended"
             )
 
     # ------------------------------------------------------------------ steps
-    def _create(self, context: Context, name: str, base: str) -> tuple[dict[str, Any], bool]:
+    def _run_pod(self, context: Context, name: str, event: dict[str, Any] | None) -> dict[str, Any]:
+        """Run (or, given the trigger's event, resume) the spec as a pod; return the training result."""
+        from airflow.sdk.exceptions import AirflowException, TaskDeferred
+
+        from lyftlearn_provider.operators import pod_training
+
+        if event is None:
+            pod_training.check_service_account(self)
+        self._pod_op = pod_training.pod_operator(
+            self, context, name=name, run_environment=self._run_environment(context)
+        )
+        try:
+            if event is None:
+                returned = self._pod_op.execute(context)
+            else:
+                returned = self._pod_op.trigger_reentry(context, event)
+        except TaskDeferred as deferred:
+            # The pod operator defers to its own trigger; this task resumes in execute_complete.
+            raise TaskDeferred(
+                trigger=deferred.trigger,
+                method_name="execute_complete",
+                kwargs=deferred.kwargs,
+                timeout=deferred.timeout,
+            ) from None
+        except AirflowException as error:
+            raise pod_training.failed(name, error) from error
+        result = pod_training.pod_result(context, self._pod_op, returned, image=self.spec.image)
+        self.log.info(
+            "Training pod %s completed; start-up %.1fs.", result["job_name"], result["startup_total_seconds"]
+        )
+        return result
+
+    def _resolve_image(self, reference: str, adopting: bool = False) -> dict[str, Any] | None:
+        """Pin the image by digest through ECR and check its SOCI index; return the facts for the result.
+
+        A job being adopted already runs its image: its facts are looked up, never held against it.
+        """
+        from lyftlearn_provider.hooks.ecr import EcrImageHook
+
+        policy = (
+            SociPolicy.OFF if self.soci == SociPolicy.OFF else SociPolicy.PREFER if adopting else self.soci
+        )
+        hook = EcrImageHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
+        return hook.resolve(reference, soci=policy).to_dict()
+
+    def _create(
+        self, context: Context, name: str, base: str, image: dict[str, Any] | None
+    ) -> tuple[dict[str, Any], bool]:
+        spec = self.spec if image is None else dataclasses.replace(self.spec, image=image["pinned"])
         rendering = render_training_job(
-            self.spec,
+            spec,
             job_name=name,
             max_runtime_seconds=self._max_runtime_seconds(),
             keep_alive_seconds=self.keep_alive_seconds,
@@ -297,10 +390,23 @@ class TrainModelOperator(BaseOperator):
         return description, created
 
     def _track(
-        self, context: Context, name: str, *, attempt: int, adopted: bool, deadline: float | None
+        self,
+        context: Context,
+        name: str,
+        *,
+        attempt: int,
+        adopted: bool,
+        deadline: float | None,
+        image: dict[str, Any] | None,
     ) -> None:
         self._job_name = name
-        record = {"job_name": name, "attempt": attempt, "adopted": adopted, "deadline": deadline}
+        record = {
+            "job_name": name,
+            "attempt": attempt,
+            "adopted": adopted,
+            "deadline": deadline,
+            "image": image,
+        }
         context["ti"].xcom_push(key=TRACKING_XCOM_KEY, value=record)
         for link in (TrainingJobLink, TrainingJobLogsLink):
             link.persist(
@@ -344,7 +450,12 @@ class TrainModelOperator(BaseOperator):
             time.sleep(jittered(self.poll_interval))
 
     def _finish(
-        self, context: Context, description: Mapping[str, Any], attempt: int, adopted: bool
+        self,
+        context: Context,
+        description: Mapping[str, Any],
+        attempt: int,
+        adopted: bool,
+        image: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         name, status = description["TrainingJobName"], description["TrainingJobStatus"]
         if status == FAILED:
@@ -363,7 +474,16 @@ class TrainModelOperator(BaseOperator):
             data_interval_start=context.get("data_interval_start"),
             data_interval_end=context.get("data_interval_end"),
         )
+        result["image_resolution"] = dict(image) if image else None
+        result["soci"] = image.get("soci") if image else None
         self.log.info("Training job %s completed; %s.", name, describe_startup(result))
+        if image:
+            self.log.info(
+                "Image %s ran as %s; SOCI index: %s.",
+                image["reference"],
+                image["pinned"],
+                image["soci"] or "none",
+            )
         self.log.info(
             "Model %s; billable %ss; metrics %s.",
             result["model_artifact_uri"],
@@ -382,6 +502,16 @@ class TrainModelOperator(BaseOperator):
         raise TrainingJobError(name, "timed out", "the task's execution_timeout passed; the job was stopped")
 
     # ------------------------------------------------------------------ derived values
+    def _base_job_name(self, context: Context) -> str:
+        ti = context["ti"]
+        return training_job_name(
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            map_index=ti.map_index if ti.map_index is not None else -1,
+            prefix=self.job_name_prefix,
+        )
+
     def _max_runtime_seconds(self) -> int:
         if self.max_runtime_seconds is not None:
             return self.max_runtime_seconds

@@ -136,7 +136,7 @@ def test_lost_create_response_is_adopted_not_duplicated(aws):
     assert len(aws.control.jobs()) == 1
 
 
-def test_execute_complete_returns_the_result(aws):
+def test_execute_complete_returns_the_result(aws, training_image):
     context = make_context()
     operator = make_operator(deferrable=True, keep_alive_seconds=600)
     defer(operator, context)
@@ -149,7 +149,9 @@ def test_execute_complete_returns_the_result(aws):
     assert set(result["startup_seconds"]) == {"Starting", "Downloading"}
     assert result["warm_pool"]["status"] == "Available"
     assert result["data_interval"]["end"] == "2026-11-28T15:00:00+00:00"
-    assert result["image"] == make_spec().image
+    assert result["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud-model@" + training_image
+    assert result["soci"] == "v2"
+    assert result["image_resolution"]["reference"] == make_spec().image
 
 
 @pytest.mark.parametrize(
@@ -309,3 +311,56 @@ def test_bad_rendered_template_fails_before_anything_is_created(aws):
         operator.render_template(spec, {"params": {"image": "not a valid image!"}})
     assert raised.value.field == "image"
     assert aws.control.calls(service="sagemaker") == []
+
+
+REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
+
+
+def test_job_runs_the_pinned_digest_and_a_moved_tag_does_not_change_the_run(aws, training_image):
+    from lyftlearn_provider.testing.aws.images import push_image
+
+    defer(make_operator(deferrable=True), make_context())
+    assert aws.control.job(BASE)["AlgorithmSpecification"]["TrainingImage"] == (
+        f"{REGISTRY}/fraud-model@{training_image}"
+    )
+    aws.control.fail(BASE, "AlgorithmError: flaky")
+    # moto deletes an image whose last tag moves away (real ECR keeps it untagged): keep a second tag.
+    push_image(boto3.client("ecr"), "fraud-model", "1-previous", soci="v2", build="fraud-model:1")
+    moved = push_image(boto3.client("ecr"), "fraud-model", "1", soci="v2", build="next")
+    assert moved != training_image
+    trigger = defer(make_operator(deferrable=True), make_context(StandInTaskInstance(try_number=2)))
+    # The retry's new attempt runs what the run pinned first, not what the tag points at now.
+    assert aws.control.job(trigger.job_name)["AlgorithmSpecification"]["TrainingImage"] == (
+        f"{REGISTRY}/fraud-model@{training_image}"
+    )
+
+
+def test_soci_required_but_missing_fails_before_any_job_is_created(aws):
+    from lyftlearn_provider.testing.aws.images import push_image
+
+    push_image(boto3.client("ecr"), "plain-model", "1", soci=None)
+    spec = make_spec(image=f"{REGISTRY}/plain-model:1")
+    with pytest.raises(InvalidSpecError, match="soci convert") as raised:
+        make_operator(deferrable=True, spec=spec, soci="require").execute(make_context())
+    assert raised.value.field == "image"
+    assert aws.control.calls(action="CreateTrainingJob") == []
+    # The same image is accepted when SOCI is only preferred; the result says it had no index.
+    trigger = defer(make_operator(deferrable=True, spec=spec, soci="prefer"), make_context())
+    assert aws.control.job(trigger.job_name)["TrainingJobStatus"] == "InProgress"
+
+
+@pytest.mark.parametrize(
+    ("image", "problem"),
+    [(f"{REGISTRY}/no-such-repo:1", "not found"), (f"{REGISTRY}/fraud-model:no-such-tag", "no-such-tag")],
+)
+def test_unknown_image_or_tag_fails_before_any_job_is_created(aws, image, problem):
+    with pytest.raises(InvalidSpecError, match=problem) as raised:
+        make_operator(deferrable=True, spec=make_spec(image=image)).execute(make_context())
+    assert raised.value.field == "image"
+    assert aws.control.calls(action="CreateTrainingJob") == []
+
+
+def test_bad_soci_policy_fails_at_parse_time(aws):
+    with pytest.raises(InvalidSpecError) as raised:
+        make_operator(soci="always")
+    assert raised.value.field == "soci"
