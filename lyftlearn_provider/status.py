@@ -29,6 +29,14 @@ class TrainingEventStatus(str, Enum):
     ERROR = "error"
 
 
+class TrainingBackend(str, Enum):
+    """Where a training task runs its spec."""
+
+    SAGEMAKER = "sagemaker"
+    #: As a Kubernetes pod: for migration, and for teams without SageMaker.
+    KUBERNETES = "kubernetes"
+
+
 class FailedJobPolicy(str, Enum):
     """What a retry or clear does when the run's latest job failed or was stopped."""
 
@@ -114,6 +122,7 @@ def training_result(
     warm_pool = description.get("WarmPoolStatus")
     keep_alive = (description.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds")
     return {
+        "backend": "sagemaker",
         "job_name": description["TrainingJobName"],
         "job_arn": description.get("TrainingJobArn"),
         "status": description.get("TrainingJobStatus"),
