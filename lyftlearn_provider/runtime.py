@@ -26,9 +26,25 @@ The program in the image sees the same environment on every runtime
   ``STATSD_PORT`` unless the spec sets those names itself, when a metrics host is set.
 
 AWS credentials always come from the runtime's role; static keys are rejected wherever they appear.
-Names starting with ``LYFTLEARN_`` belong to the provider. Hyperparameters reach the program as
-strings (on SageMaker in ``/opt/ml/input/config/hyperparameters.json``): a ``str`` as is, ``True`` /
-``False`` as ``true`` / ``false``, numbers as JSON.
+Names starting with ``LYFTLEARN_`` belong to the provider.
+
+Hyperparameters reach the program as a JSON object of strings (:func:`hyperparameter_values`: a
+``str`` as is, ``True`` / ``False`` as ``true`` / ``false``, numbers as JSON) in the file
+``/opt/ml/input/config/hyperparameters.json``, on every runtime. SageMaker writes that file itself;
+a pod gets it from a read-only downward-API volume that projects the pod annotation
+``lyftlearn.io/hyperparameters`` (the same JSON) to that path, so the program reads one file the same
+way everywhere (:mod:`lyftlearn_provider.pod`). Input channels are at ``/opt/ml/input/data/<channel>``
+(a pod copies them there in an init container before the program starts), and ``/opt/ml/model``,
+``/opt/ml/output``, ``/opt/ml/checkpoints`` and ``/tmp`` are writable on every runtime, also when a
+pod's root file system is read-only.
+
+Not part of the contract, and different by design: ``LYFTLEARN_RUNTIME``; how the role's
+credentials arrive (SageMaker's ``RoleArn``; on Kubernetes a service account annotated
+``eks.amazonaws.com/role-arn`` with the same role, whose webhook adds ``AWS_ROLE_ARN`` and
+``AWS_WEB_IDENTITY_TOKEN_FILE``); variables the platform adds itself (SageMaker's training-job
+variables; Kubernetes' ``HOSTNAME`` and ``KUBERNETES_SERVICE_*``); SageMaker's other files under
+``/opt/ml/input/config``; and uploading ``/opt/ml/model`` when the program ends, which SageMaker
+does and a pod does not.
 
 Spilling
 --------
@@ -41,11 +57,17 @@ truncated: :func:`render_training_job` moves them, deterministically, into one J
 the object (with the role's credentials) and merges it over its environment and hyperparameters;
 after the merge it sees exactly :func:`container_environment` (plus ``LYFTLEARN_SPILL_URI``) and every
 hyperparameter.
+
+Pods spill by the same rule (:func:`split_for_spill`) against Kubernetes' much larger limits: what
+Linux can pass to a program (128 KiB per ``NAME=value``), a 512 KiB environment, and a 128 KiB
+hyperparameters annotation. Their document goes to ``.../<job name>/runtime-<runtime>.json``, so a
+pod and a SageMaker job of the same name never overwrite each other's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import enum
 import json
 import math
@@ -103,6 +125,9 @@ PROVIDER_ENVIRONMENT_KEYS = frozenset(
 )
 SPILL_DIRECTORY = "lyftlearn-runtime"
 SPILL_OBJECT_NAME = "runtime.json"
+#: The user id a ``restricted`` pod runs as unless ``RuntimeSpec.run_as_user`` says otherwise.
+DEFAULT_RUN_AS_USER = 1000
+MAX_USER_ID = 2**31 - 1
 
 _ENVIRONMENT_KEY = re.compile(ENVIRONMENT_KEY_PATTERN, re.ASCII)
 _CHANNEL_NAME = re.compile(CHANNEL_NAME_PATTERN, re.ASCII)
@@ -128,6 +153,16 @@ _SECRET_ACCESS_KEY_SHAPE = re.compile(r"[A-Za-z0-9/+]{40}", re.ASCII)
 _CREDENTIAL_NAMES = frozenset(
     {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"}
 )
+# Kubernetes' quantity grammar (apimachinery resource.Quantity) without signs: requests are positive.
+_QUANTITY = re.compile(
+    r"(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?P<suffix>[KMGTPE]i|[mkMGTPE]|[eE][+-]?[0-9]+)?", re.ASCII
+)
+_QUANTITY_FACTORS = {
+    "": decimal.Decimal(1),
+    "m": decimal.Decimal("0.001"),
+    **{suffix: decimal.Decimal(1000) ** power for power, suffix in enumerate("kMGTPE", start=1)},
+    **{f"{suffix}i": decimal.Decimal(1024) ** power for power, suffix in enumerate("KMGTPE", start=1)},
+}
 _TAG_PUNCTUATION = frozenset("_.:/=+-@")
 _TEMPLATE_MARKERS = ("{{", "{%")
 
@@ -146,6 +181,18 @@ class Runtime(str, enum.Enum):
     SAGEMAKER = "sagemaker"
     KUBERNETES = "kubernetes"
     VALIDATION = "validation"
+
+
+class PodSecurity(str, enum.Enum):
+    """Name the Kubernetes Pod Security Standard a pod rendered from the spec satisfies."""
+
+    #: Non-root user, read-only root file system, no privilege escalation, all capabilities dropped,
+    #: ``RuntimeDefault`` seccomp profile (R7). The default.
+    RESTRICTED = "restricted"
+    #: The explicit opt-out for images that must run as root or write to their root file system:
+    #: the image's user and writable root file system, the runtime's default capabilities; still never
+    #: privileged, still no privilege escalation, still ``RuntimeDefault`` seccomp.
+    BASELINE = "baseline"
 
 
 class FrozenMapping(Mapping[_K, _V]):
@@ -306,6 +353,95 @@ def _freeze_json(value: Any, field: str) -> Any:
     raise InvalidSpecError(field, f"{type(value).__name__} is not JSON-serialisable", fix)
 
 
+def check_image_reference(image: object, field: str = "image") -> None:
+    """Raise ``InvalidSpecError`` unless ``image`` is a pinnable image reference (templates pass unchecked).
+
+    :param image: ``<registry>/<repository>:<tag>`` and/or ``@sha256:<digest>``.
+    :param field: the field to name in the error.
+    """
+    fix = (
+        "Use <registry>/<repository>:<tag> or <registry>/<repository>@sha256:<64 hex digits>, with a "
+        "lowercase repository path, e.g. '123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud:v42'."
+    )
+    if not isinstance(image, str) or not image:
+        raise InvalidSpecError(field, "is empty or not a string", fix)
+    if _is_templated(image):
+        return
+    if len(image) > MAX_IMAGE_LENGTH:
+        raise InvalidSpecError(
+            field,
+            f"is {len(image)} characters long, over SageMaker's {MAX_IMAGE_LENGTH}",
+            "Use a shorter repository path or tag.",
+        )
+    match = _IMAGE.fullmatch(image)
+    if match is None:
+        raise InvalidSpecError(field, f"{image!r} is not a valid image reference", fix)
+    digest = match.group("digest")
+    if digest is not None and not _DIGEST.fullmatch(digest):
+        raise InvalidSpecError(
+            field,
+            f"digest {digest!r} is not valid",
+            "Write the digest as sha256:<64 lowercase hex digits>.",
+        )
+    if match.group("tag") is None and digest is None:
+        raise InvalidSpecError(
+            field,
+            f"{image!r} names neither a tag nor a digest",
+            "Pin a digest (repo@sha256:...) or name the tag explicitly (e.g. repo:latest); "
+            "an implicit tag cannot be pinned reproducibly.",
+        )
+
+
+def image_has_digest(image: str) -> bool:
+    """Return whether a valid image reference pins a digest (``...@sha256:...``)."""
+    match = _IMAGE.fullmatch(image)
+    return match is not None and match.group("digest") is not None
+
+
+def quantity_value(quantity: str) -> decimal.Decimal:
+    """Return the value of a Kubernetes quantity: ``'500m'`` is 0.5, ``'1Ki'`` is 1024.
+
+    Raise ``ValueError`` when it is not an unsigned quantity.
+
+    :param quantity: an unsigned quantity such as ``'2'``, ``'500m'``, ``'4Gi'`` or ``'1e9'``.
+    """
+    match = _QUANTITY.fullmatch(quantity) if isinstance(quantity, str) else None
+    if match is None:
+        raise ValueError(f"{quantity!r} is not a Kubernetes quantity")
+    suffix = match.group("suffix") or ""
+    number = decimal.Decimal(match.group("number"))
+    if suffix[:1] in ("e", "E"):
+        return number.scaleb(int(suffix[1:]))
+    return number * _QUANTITY_FACTORS[suffix]
+
+
+def _check_cpu(value: object, field: str) -> None:
+    fix = "Use Kubernetes CPU units: cores as a string ('2', '0.5') or millicores ('500m'), at least '1m'."
+    if not isinstance(value, str):
+        raise InvalidSpecError(field, f"{value!r} is not a string", fix)
+    match = _QUANTITY.fullmatch(value)
+    if match is None or (match.group("suffix") or "") not in ("", "m"):
+        raise InvalidSpecError(field, f"{value!r} is not a CPU quantity", fix)
+    if quantity_value(value) < decimal.Decimal("0.001"):
+        raise InvalidSpecError(field, f"{value!r} is less than one millicore", fix)
+
+
+def _check_memory(value: object, field: str) -> None:
+    fix = "Use Kubernetes memory units as a string, e.g. '512Mi' or '4Gi' (powers of 1024), at least '1Mi'."
+    if not isinstance(value, str):
+        raise InvalidSpecError(field, f"{value!r} is not a string", fix)
+    match = _QUANTITY.fullmatch(value)
+    if match is None:
+        raise InvalidSpecError(field, f"{value!r} is not a memory quantity", fix)
+    if match.group("suffix") == "m":
+        raise InvalidSpecError(
+            field, f"{value!r} is in thousandths of a byte", "Use 'Mi' for mebibytes, e.g. '512Mi'."
+        )
+    # Less than a mebibyte is a missing unit ('512' meaning '512Mi'), never a real memory size.
+    if quantity_value(value) < 1024**2:
+        raise InvalidSpecError(field, f"{value!r} is less than 1Mi", fix)
+
+
 def _check_arguments(value: object, field: str) -> tuple[str, ...]:
     fix = f"Pass a list of at most {MAX_CONTAINER_ARGUMENTS} strings, e.g. ['python', '-m', 'train']."
     if isinstance(value, str) or not isinstance(value, Sequence):
@@ -330,15 +466,28 @@ def _check_arguments(value: object, field: str) -> tuple[str, ...]:
 class ResourceProfile:
     """Describe the compute a job runs on.
 
+    The Kubernetes fields size a pod; None derives them from ``instance_type``
+    (:func:`lyftlearn_provider.pod.pod_resources`).
+
     :param instance_type: SageMaker instance type, ``ml.<family>.<size>``.
     :param instance_count: number of instances, at least 1.
     :param volume_size_gb: ML storage volume per instance in GB, at least 1 (instance types with NVMe
         storage ignore it).
+    :param cpu: a pod's CPU request and limit as a Kubernetes quantity, e.g. ``'3500m'`` or ``'4'``.
+    :param memory: a pod's memory request and limit as a Kubernetes quantity, e.g. ``'12Gi'``.
+    :param gpu: a pod's ``nvidia.com/gpu`` limit, 0 for none.
     """
 
     instance_type: str = "ml.m5.xlarge"
     instance_count: int = 1
     volume_size_gb: int = 30
+    cpu: str | None = None
+    memory: str | None = None
+    gpu: int | None = None
+
+    #: Added with the Kubernetes rendering; :meth:`to_dict` leaves them out while unset, so specs
+    #: serialised before they existed serialise the same.
+    _OPTIONAL_FIELDS: ClassVar[tuple[str, ...]] = ("cpu", "memory", "gpu")
 
     def __post_init__(self) -> None:
         if not isinstance(self.instance_type, str) or not _INSTANCE_TYPE.fullmatch(self.instance_type):
@@ -354,10 +503,26 @@ class ResourceProfile:
         _require_int(
             self.volume_size_gb, "resources.volume_size_gb", 1, None, "Use a whole number of GB >= 1."
         )
+        if self.cpu is not None:
+            _check_cpu(self.cpu, "resources.cpu")
+        if self.memory is not None:
+            _check_memory(self.memory, "resources.memory")
+        if self.gpu is not None:
+            _require_int(
+                self.gpu,
+                "resources.gpu",
+                0,
+                None,
+                "Use a whole number of GPUs >= 0, or None to derive it from the instance type.",
+            )
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the profile as a JSON-friendly dict."""
-        return dataclasses.asdict(self)
+        """Return the profile as a JSON-friendly dict, without the Kubernetes fields that are unset."""
+        return {
+            name: value
+            for name, value in dataclasses.asdict(self).items()
+            if not (name in self._OPTIONAL_FIELDS and value is None)
+        }
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -384,6 +549,11 @@ class RuntimeSpec:
     :param metrics_port: StatsD port.
     :param spill_s3_uri: where values over SageMaker's limits go; default
         ``<output_s3_uri>/lyftlearn-runtime``.
+    :param pod_security: pods only: ``restricted`` (default; non-root, read-only root file system, no
+        privilege escalation, no capabilities) or ``baseline``, the explicit opt-out for images that
+        must run as root or write to their root file system (see :class:`PodSecurity`).
+    :param run_as_user: pods only: the user id to run as; default 1000 under ``restricted`` and the
+        image's own user under ``baseline``. 0 (root) needs ``baseline``.
     """
 
     template_fields: ClassVar[tuple[str, ...]] = (
@@ -411,6 +581,8 @@ class RuntimeSpec:
     metrics_host: str | None = None
     metrics_port: int = 8125
     spill_s3_uri: str | None = None
+    pod_security: str = PodSecurity.RESTRICTED.value
+    run_as_user: int | None = None
 
     def __post_init__(self) -> None:
         self._validate_image()
@@ -442,42 +614,38 @@ class RuntimeSpec:
         )
         if self.spill_s3_uri is not None:
             _check_s3_uri(self.spill_s3_uri, "spill_s3_uri")
+        self._validate_pod_security()
 
     def _freeze(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)
 
     def _validate_image(self) -> None:
-        image = self.image
-        fix = (
-            "Use <registry>/<repository>:<tag> or <registry>/<repository>@sha256:<64 hex digits>, with a "
-            "lowercase repository path, e.g. '123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud:v42'."
-        )
-        if not isinstance(image, str) or not image:
-            raise InvalidSpecError("image", "is empty or not a string", fix)
-        if _is_templated(image):
+        check_image_reference(self.image, "image")
+
+    def _validate_pod_security(self) -> None:
+        try:
+            level = PodSecurity(self.pod_security)
+        except ValueError:
+            raise InvalidSpecError(
+                "pod_security",
+                f"{self.pod_security!r} is not a pod security level",
+                f"Use one of: {', '.join(item.value for item in PodSecurity)}.",
+            ) from None
+        self._freeze("pod_security", level.value)
+        if self.run_as_user is None:
             return
-        if len(image) > MAX_IMAGE_LENGTH:
+        _require_int(
+            self.run_as_user,
+            "run_as_user",
+            0,
+            MAX_USER_ID,
+            f"Use a numeric user id in 1..{MAX_USER_ID}, or None for the default.",
+        )
+        if self.run_as_user == 0 and level is PodSecurity.RESTRICTED:
             raise InvalidSpecError(
-                "image",
-                f"is {len(image)} characters long, over SageMaker's {MAX_IMAGE_LENGTH}",
-                "Use a shorter repository path or tag.",
-            )
-        match = _IMAGE.fullmatch(image)
-        if match is None:
-            raise InvalidSpecError("image", f"{image!r} is not a valid image reference", fix)
-        digest = match.group("digest")
-        if digest is not None and not _DIGEST.fullmatch(digest):
-            raise InvalidSpecError(
-                "image",
-                f"digest {digest!r} is not valid",
-                "Write the digest as sha256:<64 lowercase hex digits>.",
-            )
-        if match.group("tag") is None and digest is None:
-            raise InvalidSpecError(
-                "image",
-                f"{image!r} names neither a tag nor a digest",
-                "Pin a digest (repo@sha256:...) or name the tag explicitly (e.g. repo:latest); "
-                "an implicit tag cannot be pinned reproducibly.",
+                "run_as_user",
+                "0 is root, which restricted pods never run as",
+                "Use a non-root user id such as 1000, or opt out with pod_security='baseline'.",
             )
 
     def _validate_role_arn(self) -> None:
@@ -710,38 +878,169 @@ class TrainingJobRendering:
 
     def spill_payload(self) -> bytes | None:
         """Return the spill document as canonical JSON bytes (identical for identical input), or None."""
-        if self.spill_document is None:
-            return None
-        return json.dumps(self.spill_document, sort_keys=True, separators=(",", ":")).encode()
+        return spill_payload_for(self.spill_document)
 
 
-def _fit(
-    entries: Mapping[str, str],
-    *,
-    max_entries: int,
-    max_value_length: int,
-    pinned: frozenset[str] = frozenset(),
+def spill_payload_for(document: Mapping[str, Mapping[str, str]] | None) -> bytes | None:
+    """Return a spill document as canonical JSON bytes (identical for identical input), or None.
+
+    :param document: ``{"environment": {...}, "hyperparameters": {...}}`` or None.
+    """
+    if document is None:
+        return None
+    return json.dumps(_thaw(document), sort_keys=True, separators=(",", ":")).encode()
+
+
+def _value_length(name: str, value: str) -> int:
+    return len(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryLimits:
+    """Describe how many and how large entries a runtime passes to the program directly.
+
+    :param max_entry_size: the largest ``size(name, value)`` one entry may have.
+    :param size: measures one entry; by default the value's length in characters.
+    :param max_entries: the most entries, None for no limit.
+    :param max_total_size: the largest sum of the kept entries' sizes, None for no limit.
+    """
+
+    max_entry_size: int
+    size: Callable[[str, str], int] = _value_length
+    max_entries: int | None = None
+    max_total_size: int | None = None
+
+    def reserving(self, name: str, value: str) -> EntryLimits:
+        """Return these limits with room kept for one more entry, e.g. the spill pointer."""
+        return dataclasses.replace(
+            self,
+            max_entries=None if self.max_entries is None else self.max_entries - 1,
+            max_total_size=None
+            if self.max_total_size is None
+            else self.max_total_size - self.size(name, value),
+        )
+
+
+SAGEMAKER_ENVIRONMENT_LIMITS = EntryLimits(
+    max_entry_size=MAX_ENVIRONMENT_VALUE_LENGTH, max_entries=MAX_ENVIRONMENT_ENTRIES
+)
+SAGEMAKER_HYPERPARAMETER_LIMITS = EntryLimits(
+    max_entry_size=MAX_HYPERPARAMETER_VALUE_LENGTH, max_entries=MAX_HYPERPARAMETERS
+)
+
+
+def split_to_fit(
+    entries: Mapping[str, str], limits: EntryLimits, *, pinned: frozenset[str] = frozenset()
 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Split entries into (kept, moved): over-long values move first, then the overflow in key order."""
-    moved = {key: value for key, value in sorted(entries.items()) if len(value) > max_value_length}
+    """Split entries into (kept, moved), both sorted by key.
+
+    Over-sized entries move first; of the rest, in key order with ``pinned`` names first, everything
+    from the first entry that would break the count or total limit moves too.
+
+    :param entries: name to value.
+    :param limits: what the runtime passes directly.
+    :param pinned: names to keep ahead of the others.
+    """
+    moved = {
+        key: value
+        for key, value in sorted(entries.items())
+        if limits.size(key, value) > limits.max_entry_size
+    }
     remaining = sorted((key for key in entries if key not in moved), key=lambda key: (key not in pinned, key))
-    kept = {key: entries[key] for key in remaining[:max_entries]}
-    moved.update((key, entries[key]) for key in remaining[max_entries:])
+    kept: dict[str, str] = {}
+    total = 0
+    for index, key in enumerate(remaining):
+        total += limits.size(key, entries[key])
+        if (limits.max_entries is not None and index >= limits.max_entries) or (
+            limits.max_total_size is not None and total > limits.max_total_size
+        ):
+            moved.update((overflow, entries[overflow]) for overflow in remaining[index:])
+            break
+        kept[key] = entries[key]
     return dict(sorted(kept.items())), dict(sorted(moved.items()))
 
 
-def spill_uri_for(spec: RuntimeSpec, job_name: str) -> str:
+@dataclasses.dataclass(frozen=True)
+class SpillSplit:
+    """Hold what a runtime passes directly and what travels in the spill document.
+
+    :param environment: the environment to set, with ``LYFTLEARN_SPILL_URI`` when anything spilled.
+    :param hyperparameters: the hyperparameters to pass directly.
+    :param spill_uri: where the document goes, or None when nothing spilled.
+    :param spill_document: ``{"environment": {...}, "hyperparameters": {...}}`` or None.
+    """
+
+    environment: dict[str, str]
+    hyperparameters: dict[str, str]
+    spill_uri: str | None = None
+    spill_document: dict[str, dict[str, str]] | None = None
+
+
+def split_for_spill(
+    spec: RuntimeSpec,
+    *,
+    job_name: str,
+    environment: Mapping[str, str],
+    hyperparameters: Mapping[str, str],
+    environment_limits: EntryLimits,
+    hyperparameter_limits: EntryLimits,
+    runtime: str = Runtime.SAGEMAKER.value,
+) -> SpillSplit:
+    """Apply the spill rule of the module docstring for one runtime's limits.
+
+    The variables a program needs before it can read the document (``LYFTLEARN_RUNTIME``,
+    ``LYFTLEARN_JOB_NAME``) always stay, and room is kept for the pointer.
+
+    :param spec: the runtime spec (for the spill location).
+    :param job_name: names the document's folder.
+    :param environment: :func:`container_environment`'s result.
+    :param hyperparameters: :func:`hyperparameter_values`' result.
+    :param environment_limits: what the runtime's environment carries.
+    :param hyperparameter_limits: what the runtime's hyperparameters carry.
+    :param runtime: the runtime, which names the document (see :func:`spill_uri_for`).
+    """
+    kept_hyperparameters, moved_hyperparameters = split_to_fit(hyperparameters, hyperparameter_limits)
+    kept_environment, moved_environment = split_to_fit(environment, environment_limits)
+    if not (moved_environment or moved_hyperparameters):
+        return SpillSplit(environment=kept_environment, hyperparameters=kept_hyperparameters)
+    spill_uri = spill_uri_for(spec, job_name, runtime=runtime)
+    limit = environment_limits.max_entry_size
+    if environment_limits.size(ENV_SPILL_URI, spill_uri) > limit:
+        raise InvalidSpecError(
+            "spill_s3_uri",
+            f"the spill URI {spill_uri!r} is longer than an environment value may be",
+            f"Set spill_s3_uri to a prefix short enough that the URI fits {limit} characters.",
+        )
+    kept_environment, moved_environment = split_to_fit(
+        environment,
+        environment_limits.reserving(ENV_SPILL_URI, spill_uri),
+        pinned=frozenset({ENV_RUNTIME, ENV_JOB_NAME}),
+    )
+    return SpillSplit(
+        environment=dict(sorted({**kept_environment, ENV_SPILL_URI: spill_uri}.items())),
+        hyperparameters=kept_hyperparameters,
+        spill_uri=spill_uri,
+        spill_document={"environment": moved_environment, "hyperparameters": moved_hyperparameters},
+    )
+
+
+def spill_uri_for(spec: RuntimeSpec, job_name: str, *, runtime: str = Runtime.SAGEMAKER.value) -> str:
     """Return the S3 URI of the job's spill document.
 
     :param spec: the runtime spec.
-    :param job_name: the training job name.
+    :param job_name: the training job (or pod's job) name.
+    :param runtime: ``runtime.json`` holds SageMaker's document, ``runtime-<runtime>.json`` a pod's.
     """
     base = spec.spill_s3_uri or f"{spec.output_s3_uri.rstrip('/')}/{SPILL_DIRECTORY}"
-    return f"{base.rstrip('/')}/{job_name}/{SPILL_OBJECT_NAME}"
+    name = SPILL_OBJECT_NAME if runtime == Runtime.SAGEMAKER else f"runtime-{Runtime(runtime).value}.json"
+    return f"{base.rstrip('/')}/{job_name}/{name}"
 
 
-def _require_rendered(spec: RuntimeSpec) -> None:
-    # These fields skipped their format checks while templated; SageMaker would reject them later.
+def require_rendered(spec: RuntimeSpec) -> None:
+    """Raise ``InvalidSpecError`` when a field that skipped its format check still holds a template.
+
+    :param spec: the runtime spec about to be rendered for a runtime.
+    """
     candidates = [("image", spec.image), ("output_s3_uri", spec.output_s3_uri)]
     candidates += [(f"inputs[{channel!r}]", uri) for channel, uri in spec.inputs.items()]
     for field, value in candidates:
@@ -807,7 +1106,7 @@ def render_training_job(
     :param run_environment: ``LYFTLEARN_*`` variables from the operator.
     """
     validate_job_name(job_name)
-    _require_rendered(spec)
+    require_rendered(spec)
     _require_int(
         max_runtime_seconds,
         "max_runtime_seconds",
@@ -827,34 +1126,14 @@ def render_training_job(
     environment = container_environment(
         spec, runtime=Runtime.SAGEMAKER, job_name=job_name, run_environment=run_environment
     )
-    kept_hyperparameters, moved_hyperparameters = _fit(
-        hyperparameter_values(spec),
-        max_entries=MAX_HYPERPARAMETERS,
-        max_value_length=MAX_HYPERPARAMETER_VALUE_LENGTH,
+    split = split_for_spill(
+        spec,
+        job_name=job_name,
+        environment=environment,
+        hyperparameters=hyperparameter_values(spec),
+        environment_limits=SAGEMAKER_ENVIRONMENT_LIMITS,
+        hyperparameter_limits=SAGEMAKER_HYPERPARAMETER_LIMITS,
     )
-    kept_environment, moved_environment = _fit(
-        environment, max_entries=MAX_ENVIRONMENT_ENTRIES, max_value_length=MAX_ENVIRONMENT_VALUE_LENGTH
-    )
-    spill_uri: str | None = None
-    spill_document: dict[str, dict[str, str]] | None = None
-    if moved_environment or moved_hyperparameters:
-        spill_uri = spill_uri_for(spec, job_name)
-        if len(spill_uri) > MAX_ENVIRONMENT_VALUE_LENGTH:
-            raise InvalidSpecError(
-                "spill_s3_uri",
-                f"the spill URI {spill_uri!r} is longer than an environment value may be",
-                f"Set spill_s3_uri to a prefix short enough that the URI fits {MAX_ENVIRONMENT_VALUE_LENGTH} "
-                "characters.",
-            )
-        # Keep the variables a program needs before it can read the document, and room for the pointer.
-        kept_environment, moved_environment = _fit(
-            environment,
-            max_entries=MAX_ENVIRONMENT_ENTRIES - 1,
-            max_value_length=MAX_ENVIRONMENT_VALUE_LENGTH,
-            pinned=frozenset({ENV_RUNTIME, ENV_JOB_NAME}),
-        )
-        kept_environment = dict(sorted({**kept_environment, ENV_SPILL_URI: spill_uri}.items()))
-        spill_document = {"environment": moved_environment, "hyperparameters": moved_hyperparameters}
 
     algorithm: dict[str, Any] = {"TrainingImage": spec.image, "TrainingInputMode": "File"}
     if spec.command:
@@ -872,13 +1151,13 @@ def render_training_job(
         "TrainingJobName": job_name,
         "RoleArn": spec.role_arn,
         "AlgorithmSpecification": algorithm,
-        "Environment": kept_environment,
+        "Environment": split.environment,
         "OutputDataConfig": {"S3OutputPath": spec.output_s3_uri},
         "ResourceConfig": resource_config,
         "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
     }
-    if kept_hyperparameters:
-        request["HyperParameters"] = kept_hyperparameters
+    if split.hyperparameters:
+        request["HyperParameters"] = split.hyperparameters
     if spec.inputs:
         request["InputDataConfig"] = [
             {
@@ -895,4 +1174,6 @@ def render_training_job(
         ]
     if tag_list:
         request["Tags"] = tag_list
-    return TrainingJobRendering(request=request, spill_uri=spill_uri, spill_document=spill_document)
+    return TrainingJobRendering(
+        request=request, spill_uri=split.spill_uri, spill_document=split.spill_document
+    )
