@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import random
-from typing import Any
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 #: Longest pause between two attempts while AWS throttles us or fails.
 MAX_BACKOFF_SECONDS = 300.0
@@ -57,3 +62,31 @@ def is_transient(error: BaseException) -> bool:
         status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         return error_code(error) in THROTTLING_CODES or status >= 500
     return False
+
+
+#: botocore retries throttling, 5xx and connection errors itself; "standard" backs off with jitter.
+DEFAULT_BOTOCORE_RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 10}
+#: How long a synchronous call keeps retrying transient failures after botocore's own retries.
+DEFAULT_PATIENCE_SECONDS = 600.0
+
+
+def call_patiently(
+    call: Callable[[], T],
+    *,
+    patience: float,
+    retry_delay: float,
+    log: logging.Logger | Any,
+    retry_if: Callable[[BaseException], bool] = is_transient,
+) -> T:
+    """Return ``call()``, retrying what ``retry_if`` accepts, with back-off, for ``patience`` seconds."""
+    give_up_at = time.monotonic() + patience
+    failures = 0
+    while True:
+        try:
+            return call()
+        except Exception as error:
+            if not retry_if(error) or time.monotonic() >= give_up_at:
+                raise
+            failures += 1
+            log.warning("AWS call failed (%s); retrying, attempt %d.", error, failures + 1)
+            time.sleep(backoff(retry_delay, failures))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,15 +55,18 @@ from lyftlearn_provider.images import (
     soci_v1_scan_candidates,
     soci_v2_links,
 )
-from lyftlearn_provider.retries import THROTTLING_CODES, backoff, error_code, is_transient
+from lyftlearn_provider.retries import (
+    DEFAULT_BOTOCORE_RETRIES,
+    DEFAULT_PATIENCE_SECONDS,
+    THROTTLING_CODES,
+    call_patiently,
+    error_code,
+    is_transient,
+)
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
-#: botocore retries throttling, 5xx and connection errors itself; "standard" backs off with jitter.
-DEFAULT_RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 10}
-#: How long a call keeps retrying transient failures after botocore's own retries.
-DEFAULT_PATIENCE_SECONDS = 600.0
 #: At most this many images of a repository are described when scanning it for a SOCI v1 index...
 DEFAULT_SCAN_LIMIT = 1000
 #: ... and at most this many of their manifests fetched.
@@ -146,22 +148,14 @@ class EcrImageHook(EcrHook):
         """Return the botocore config, with retries on by default."""
         config = super().config
         if config.retries is None:
-            config = config.merge(Config(retries=DEFAULT_RETRIES))
+            config = config.merge(Config(retries=DEFAULT_BOTOCORE_RETRIES))
         return config
 
     def patiently(self, call: Callable[[], T], retry_if: Callable[[BaseException], bool] = is_transient) -> T:
         """Return ``call()``, retrying failures that ``retry_if`` accepts for up to ``patience`` seconds."""
-        give_up_at = time.monotonic() + self.patience
-        failures = 0
-        while True:
-            try:
-                return call()
-            except Exception as error:
-                if not retry_if(error) or time.monotonic() >= give_up_at:
-                    raise
-                failures += 1
-                self.log.warning("ECR call failed (%s); retrying, attempt %d.", error, failures + 1)
-                time.sleep(backoff(self.retry_delay, failures))
+        return call_patiently(
+            call, patience=self.patience, retry_delay=self.retry_delay, log=self.log, retry_if=retry_if
+        )
 
     def client_for(self, region: str, *, botocore_retries: bool = True) -> BaseClient:
         """Return an ECR client for ``region`` (cached); without botocore's own retries if asked."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -13,15 +12,16 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from lyftlearn_provider.naming import MAX_ATTEMPTS, attempt_job_name
-from lyftlearn_provider.retries import backoff, error_code, is_not_found, is_transient
+from lyftlearn_provider.retries import (
+    DEFAULT_BOTOCORE_RETRIES,
+    DEFAULT_PATIENCE_SECONDS,
+    call_patiently,
+    error_code,
+    is_not_found,
+)
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
-
-#: botocore retries throttling, 5xx and connection errors itself; "standard" backs off with jitter.
-DEFAULT_RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 10}
-#: How long a synchronous call keeps retrying transient failures after botocore's own retries.
-DEFAULT_PATIENCE_SECONDS = 600.0
 
 T = TypeVar("T")
 
@@ -54,24 +54,14 @@ class SageMakerTrainingHook(SageMakerHook):
 
     def patiently(self, call: Callable[[], T]) -> T:
         """Return ``call()``, retrying transient AWS failures with back-off for up to ``patience`` seconds."""
-        give_up_at = time.monotonic() + self.patience
-        failures = 0
-        while True:
-            try:
-                return call()
-            except Exception as error:
-                if not is_transient(error) or time.monotonic() >= give_up_at:
-                    raise
-                failures += 1
-                self.log.warning("AWS call failed (%s); retrying, attempt %d.", error, failures + 1)
-                time.sleep(backoff(self.retry_delay, failures))
+        return call_patiently(call, patience=self.patience, retry_delay=self.retry_delay, log=self.log)
 
     @property
     def config(self) -> Config:
         """Return the botocore config, with retries on by default."""
         config = super().config
         if config.retries is None:
-            config = config.merge(Config(retries=DEFAULT_RETRIES))
+            config = config.merge(Config(retries=DEFAULT_BOTOCORE_RETRIES))
         return config
 
     def describe_job(self, name: str) -> dict[str, Any] | None:

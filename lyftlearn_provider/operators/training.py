@@ -99,6 +99,8 @@ class TrainModelOperator(BaseOperator):
     :param service_account_name: the pod's service account; it must be annotated
         ``eks.amazonaws.com/role-arn`` with the spec's role (``backend="kubernetes"``).
     :param startup_timeout_seconds: how long the pod may take to start (``backend="kubernetes"``).
+    :param input_loader_image: an image with the AWS CLI that copies the spec's ``inputs`` into the
+        pod before the program starts, as SageMaker does (``backend="kubernetes"``, specs with inputs).
     """
 
     template_fields: Sequence[str] = ("spec", "tags")
@@ -127,6 +129,7 @@ class TrainModelOperator(BaseOperator):
         namespace: str = "default",
         service_account_name: str = "lyftlearn-training",
         startup_timeout_seconds: int = 600,
+        input_loader_image: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -180,6 +183,7 @@ class TrainModelOperator(BaseOperator):
         self.namespace = namespace
         self.service_account_name = service_account_name
         self.startup_timeout_seconds = startup_timeout_seconds
+        self.input_loader_image = input_loader_image
         self._job_name: str | None = None
         self._pod_op: Any = None
         # Limits that do not depend on templates are checked now, when the DAG is parsed.
@@ -326,8 +330,17 @@ class TrainModelOperator(BaseOperator):
 
         if event is None:
             pod_training.check_service_account(self)
+            image = self._resolve_image(self.spec.image)
+            context["ti"].xcom_push(key=TRACKING_XCOM_KEY, value={"job_name": name, "image": image})
+        else:
+            image = self._tracking_record(context).get("image")
         self._pod_op = pod_training.pod_operator(
-            self, context, name=name, run_environment=self._run_environment(context)
+            self,
+            context,
+            name=name,
+            image=image["pinned"] if image else self.spec.image,
+            run_environment=self._run_environment(context),
+            max_runtime_seconds=self._max_runtime_seconds(),
         )
         try:
             if event is None:
@@ -344,7 +357,7 @@ class TrainModelOperator(BaseOperator):
             ) from None
         except AirflowException as error:
             raise pod_training.failed(name, error) from error
-        result = pod_training.pod_result(context, self._pod_op, returned, image=self.spec.image)
+        result = pod_training.pod_result(context, self._pod_op, returned, image=image)
         self.log.info(
             "Training pod %s completed; start-up %.1fs.", result["job_name"], result["startup_total_seconds"]
         )

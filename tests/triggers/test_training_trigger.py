@@ -212,7 +212,7 @@ async def test_keeps_polling_through_secondary_statuses_until_the_job_completes(
     assert describes(aws)[-1]["t"] >= completed_at
 
 
-async def test_trigger_from_the_operator_follows_the_job_to_completion(aws):
+async def test_trigger_from_the_operator_follows_the_job_to_completion(training_image, aws):
     aws.control.autopilot(
         phases={"Starting": 0.05, "Downloading": 0.05, "Training": 0.1, "Uploading": 0.05},
         metrics={"validation:auc": 0.93},

@@ -1,0 +1,98 @@
+"""The same training spec run as a Kubernetes pod (``backend="kubernetes"``), under ``dag.test()``.
+
+KubernetesPodOperator's machinery runs the pod against the Kubernetes emulator over HTTP; the task
+returns the SageMaker result's shape from what the program wrote to its XCom file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import faulthandler
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lyftlearn_provider.exceptions import InvalidSpecError
+from lyftlearn_provider.testing._airflow_db import xcom_value
+from lyftlearn_provider.testing.k8s import PodBehavior
+
+DAGS = Path(__file__).resolve().parent / "dags" / "e2e_kubernetes.py"
+ROLE = "arn:aws:iam::123456789012:role/lyftlearn-training"
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+@pytest.fixture
+def guarded() -> Iterator[None]:
+    faulthandler.dump_traceback_later(150, exit=True)  # dag.test() has no overall timeout
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+def service_account(k8s, role: str = ROLE) -> None:
+    k8s.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {
+                "name": "lyftlearn-training",
+                "namespace": "default",
+                "annotations": {"eks.amazonaws.com/role-arn": role},
+            },
+        }
+    )
+
+
+def load(mode: str):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors
+    return bag.dags[f"lyftlearn_e2e_kubernetes_{mode}"]
+
+
+@pytest.mark.usefixtures("guarded")
+@pytest.mark.parametrize("mode", ["sync", "deferrable"])
+def test_spec_runs_as_a_pod_and_returns_the_training_result(k8s, mode, training_image):
+    service_account(k8s)
+    returned = {"model_artifact_uri": "s3://lyftlearn-models/fraud/pod/model.tar.gz", "metrics": {"auc": 0.9}}
+    pods: list[dict] = []
+
+    def remember(pod: dict) -> bool:
+        pods.append(pod)
+        return pod["metadata"]["labels"].get("task_id") == "train"
+
+    k8s.on_pod(PodBehavior(logs=["training", "done"], xcom=returned), predicate=remember)
+    when = dt.datetime(2026, 11, 28, 15, 0, tzinfo=dt.timezone.utc)
+    dagrun = load(mode).test(logical_date=when, run_after=when)
+    assert str(dagrun.state) == "success"
+    result = xcom_value(dagrun.dag_id, dagrun.run_id, "train")
+    assert result["backend"] == "kubernetes"
+    assert result["status"] == "Completed"
+    assert result["model_artifact_uri"] == returned["model_artifact_uri"]
+    assert result["final_metrics"] == {"auc": 0.9}
+    # The pod ran the digest the tag pointed at, not the tag.
+    assert result["image"] == "123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud-model@" + training_image
+    assert result["soci"] == "v2"
+    assert {pod["spec"]["containers"][0]["image"] for pod in pods} == {result["image"]}
+    assert pods[0]["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pods[0]["spec"]["activeDeadlineSeconds"] == 90
+    assert result["data_interval"]["end"] is not None
+    pods = [path for method, path in k8s.requests() if method == "POST" and path.endswith("/pods")]
+    assert len(pods) == 1
+    assert k8s.objects("pods") == []  # the succeeded pod was deleted
+
+
+def test_missing_or_wrong_service_account_fails_before_any_pod(k8s):
+    from lyftlearn_provider.operators.training import TrainModelOperator
+    from tests.helpers import make_context
+
+    operator = load("sync").get_task("train")
+    assert isinstance(operator, TrainModelOperator)
+    with pytest.raises(InvalidSpecError, match="does not exist.*eks.amazonaws.com/role-arn"):
+        operator.execute(make_context())
+    service_account(k8s, role="arn:aws:iam::123456789012:role/someone-else")
+    with pytest.raises(InvalidSpecError, match="assumes role"):
+        operator.execute(make_context())
+    assert not [path for method, path in k8s.requests() if method == "POST" and path.endswith("/pods")]
