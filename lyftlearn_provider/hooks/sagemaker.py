@@ -109,6 +109,22 @@ class SageMakerTrainingHook(SageMakerHook):
             raise RuntimeError(f"SageMaker accepted training job {name} but does not describe it")
         return description, created
 
+    def find_warm_pool_donor(self, name: str) -> str | None:
+        """Return the earlier job whose warm pool this job reused, or None.
+
+        SageMaker records reuse on the donor (``WarmPoolStatus.ReusedByJob``), not on the job that
+        benefited, so one ``ListTrainingJobs`` of reused pools finds it.
+        """
+        response = self.patiently(
+            lambda: self.conn.list_training_jobs(
+                WarmPoolStatusEquals="Reused", SortBy="CreationTime", SortOrder="Descending", MaxResults=100
+            )
+        )
+        for summary in response.get("TrainingJobSummaries", []):
+            if (summary.get("WarmPoolStatus") or {}).get("ReusedByJob") == name:
+                return str(summary["TrainingJobName"])
+        return None
+
     def stop_job(self, name: str) -> bool:
         """Ask SageMaker to stop the job; return False when it had already ended."""
         try:

@@ -57,6 +57,20 @@ _TAG_PREFIX = "lyftlearn:"
 _TAG_VALUE_UNSAFE = re.compile(r"[^\w.:/=+\-@ ]")
 
 
+def emit_timings(context: Context, result: Mapping[str, Any]) -> None:
+    """Send the job's start-up and training times to Airflow's metrics (StatsD, OpenTelemetry ...)."""
+    from airflow.providers.common.compat.sdk import Stats
+
+    ti = context["ti"]
+    tags = {"dag_id": ti.dag_id, "task_id": ti.task_id, "backend": result["backend"]}
+    for metric, seconds in (
+        ("startup", result["startup_total_seconds"]),
+        ("training", result["training_seconds"]),
+    ):
+        if seconds is not None:
+            Stats.timing(f"lyftlearn.{metric}.{ti.dag_id}.{ti.task_id}", seconds * 1000.0, tags=tags)
+
+
 class TrainModelOperator(BaseOperator):
     """
     Train a model on Amazon SageMaker from a ``RuntimeSpec``; return a JSON-safe result.
@@ -358,6 +372,7 @@ class TrainModelOperator(BaseOperator):
         except AirflowException as error:
             raise pod_training.failed(name, error) from error
         result = pod_training.pod_result(context, self._pod_op, returned, image=image)
+        emit_timings(context, result)
         self.log.info(
             "Training pod %s completed; start-up %.1fs.", result["job_name"], result["startup_total_seconds"]
         )
@@ -489,7 +504,12 @@ class TrainModelOperator(BaseOperator):
         )
         result["image_resolution"] = dict(image) if image else None
         result["soci"] = image.get("soci") if image else None
+        if result["warm_pool"] is not None:
+            result["warm_pool"]["reused_pool_of"] = self.hook.find_warm_pool_donor(name)
         self.log.info("Training job %s completed; %s.", name, describe_startup(result))
+        if result["warm_pool"] and result["warm_pool"]["reused_pool_of"]:
+            self.log.info("It started on the warm pool of %s.", result["warm_pool"]["reused_pool_of"])
+        emit_timings(context, result)
         if image:
             self.log.info(
                 "Image %s ran as %s; SOCI index: %s.",

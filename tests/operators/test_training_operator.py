@@ -364,3 +364,53 @@ def test_bad_soci_policy_fails_at_parse_time(aws):
     with pytest.raises(InvalidSpecError) as raised:
         make_operator(soci="always")
     assert raised.value.field == "soci"
+
+
+def test_result_names_the_warm_pool_the_next_run_started_on(aws):
+    first_ti = StandInTaskInstance(run_id="scheduled__2026-11-28T15:00:00+00:00")
+    first = make_operator(deferrable=True, keep_alive_seconds=1800)
+    first_job = defer(first, make_context(first_ti)).job_name
+    finish(aws, first_job)
+    second_ti = StandInTaskInstance(run_id="scheduled__2026-11-28T15:15:00+00:00")
+    second = make_operator(deferrable=True, keep_alive_seconds=1800)
+    second_job = defer(second, make_context(second_ti)).job_name
+    finish(aws, second_job)
+    result = second.execute_complete(
+        make_context(second_ti), event={"status": "terminal", "job_name": second_job}
+    )
+    assert result["warm_pool"]["reused_pool_of"] == first_job
+    assert aws.control.job(first_job)["WarmPoolStatus"]["Status"] == "Reused"
+
+
+def test_startup_and_training_times_reach_statsd(aws, monkeypatch):
+    import socket
+
+    from airflow.sdk.observability import stats
+    from airflow.sdk.observability.metrics import stats_utils
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(5)
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_ON", "True")
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_HOST", "127.0.0.1")
+    monkeypatch.setenv("AIRFLOW__METRICS__STATSD_PORT", str(listener.getsockname()[1]))
+    stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
+    try:
+        context = make_context()
+        operator = make_operator(deferrable=True)
+        defer(operator, context)
+        finish(aws, BASE)
+        result = operator.execute_complete(context, event={"status": "terminal", "job_name": BASE})
+        received = {listener.recv(1024).decode() for _ in range(2)}
+    finally:
+        monkeypatch.setenv("AIRFLOW__METRICS__STATSD_ON", "False")
+        stats.initialize(factory=stats_utils.get_stats_factory(), export_legacy_names=False)
+        listener.close()
+    names = {line.split(":")[0] for line in received}
+    assert names == {
+        "airflow.lyftlearn.startup.retrain_fraud.train",
+        "airflow.lyftlearn.training.retrain_fraud.train",
+    }
+    startup = next(line for line in received if ".startup." in line)
+    assert startup.endswith("|ms")
+    assert float(startup.split(":")[1].split("|")[0]) == pytest.approx(result["startup_total_seconds"] * 1000)
