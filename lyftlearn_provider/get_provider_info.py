@@ -24,13 +24,20 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": "LyftLearn",
-                "python-modules": ["lyftlearn_provider.operators.training"],
+                "python-modules": [
+                    "lyftlearn_provider.operators.training",
+                    "lyftlearn_provider.operators.events",
+                ],
             }
         ],
         "hooks": [
             {
                 "integration-name": "LyftLearn",
-                "python-modules": ["lyftlearn_provider.hooks.sagemaker"],
+                "python-modules": [
+                    "lyftlearn_provider.hooks.sagemaker",
+                    "lyftlearn_provider.hooks.ecr",
+                    "lyftlearn_provider.hooks.events",
+                ],
             }
         ],
         "triggers": [
