@@ -389,7 +389,14 @@ class TrainModelOperator(BaseOperator):
             SociPolicy.OFF if self.soci == SociPolicy.OFF else SociPolicy.PREFER if adopting else self.soci
         )
         hook = EcrImageHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
-        return hook.resolve(reference, soci=policy).to_dict()
+        try:
+            return hook.resolve(reference, soci=policy).to_dict()
+        except Exception as error:
+            if not adopting:
+                raise
+            # The job already runs this image: not knowing its SOCI facts must not stop us following it.
+            self.log.warning("Could not look up image %s (%s); following the job anyway.", reference, error)
+            return None
 
     def _create(
         self, context: Context, name: str, base: str, image: dict[str, Any] | None

@@ -414,3 +414,11 @@ def test_startup_and_training_times_reach_statsd(aws, monkeypatch):
     startup = next(line for line in received if ".startup." in line)
     assert startup.endswith("|ms")
     assert float(startup.split(":")[1].split("|")[0]) == pytest.approx(result["startup_total_seconds"] * 1000)
+
+
+def test_adopting_a_running_job_survives_an_image_lookup_failure(aws):
+    defer(make_operator(deferrable=True), make_context())
+    boto3.client("ecr").delete_repository(repositoryName="fraud-model", force=True)
+    trigger = defer(make_operator(deferrable=True), make_context(StandInTaskInstance(try_number=2)))
+    assert trigger.job_name == BASE
+    assert len(aws.control.jobs()) == 1
