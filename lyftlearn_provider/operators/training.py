@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 #: its deadline. Read back when the task resumes: the triggerer keeps ``next_kwargs`` but
 #: ``dag.test()`` replaces them with the event, and a deferral timeout brings none.
 TRACKING_XCOM_KEY = "training_job"
+#: Sources of truth a deferred training task can follow its job with (see ``TrainingJobTrigger``).
+TRACKING_SOURCES = ("poll", "shared")
 #: Airflow's ``next_method`` when the triggerer fails a deferred task (``TRIGGER_FAIL_REPR`` upstream).
 _TRIGGER_FAILED = "__fail__"
 #: SageMaker's default MaxRuntimeInSeconds, used when neither the operator nor the task sets a limit.
@@ -106,6 +108,9 @@ class TrainModelOperator(BaseOperator):
     :param soci: ``"require"``, ``"prefer"`` (default) or ``"off"``: whether the image must have a SOCI
         index (lazy loading, faster start-up). ``require`` fails before anything is created, with how to
         build one; the result records whether the job ran on a SOCI-enabled image.
+    :param tracking: how the deferred task learns the job ended: ``"poll"`` (default; one Describe per
+        job per interval) or ``"shared"`` (one batched watcher per triggerer process and AWS connection
+        and region, for many concurrent jobs).
     :param backend: ``"sagemaker"`` (default) or ``"kubernetes"``: run the same spec as a pod through
         KubernetesPodOperator's machinery — the migration path, one argument away.
     :param kubernetes_conn_id: the Airflow connection to the cluster (``backend="kubernetes"``).
@@ -138,6 +143,7 @@ class TrainModelOperator(BaseOperator):
         poll_interval: float = conf.getfloat("lyftlearn", "poll_interval", fallback=30.0),
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         soci: SociPolicy | str = SociPolicy.PREFER,
+        tracking: str = "poll",
         backend: TrainingBackend | str = TrainingBackend.SAGEMAKER,
         kubernetes_conn_id: str | None = "kubernetes_default",
         namespace: str = "default",
@@ -193,6 +199,13 @@ class TrainModelOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.deferrable = deferrable
         self.soci = SociPolicy.coerce(soci)
+        if tracking not in TRACKING_SOURCES:
+            raise InvalidSpecError(
+                "tracking",
+                f"{tracking!r} is not a way to track training jobs",
+                f"Use one of {list(TRACKING_SOURCES)}: 'shared' when a triggerer follows many jobs.",
+            )
+        self.tracking = tracking
         self.kubernetes_conn_id = kubernetes_conn_id
         self.namespace = namespace
         self.service_account_name = service_account_name
@@ -468,6 +481,7 @@ class TrainModelOperator(BaseOperator):
                 botocore_config=self.botocore_config,
                 poll_interval=self.poll_interval,
                 deadline=deadline,
+                source=self.tracking,
             ),
             method_name="execute_complete",
             timeout=timeout,

@@ -13,9 +13,12 @@ from botocore.exceptions import ClientError
 from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
 from lyftlearn_provider.retries import backoff, is_not_found, is_transient
 from lyftlearn_provider.status import TrainingEventStatus, is_terminal
+from lyftlearn_provider.tracking.watcher import shared_watcher
 
 #: Consecutive transient failures tolerated before the trigger gives the job back to its task.
 MAX_TRANSIENT_FAILURES = 40
+#: Where a trigger learns about its job: its own Describe polls, or the process's shared watcher.
+SOURCES = ("poll", "shared")
 
 
 class TrainingJobTrigger(BaseTrigger):
@@ -29,6 +32,15 @@ class TrainingJobTrigger(BaseTrigger):
     three times before it stops the job). Anything unexpected becomes an ``error`` event naming the
     job. When the task's deadline passes first, it reports ``timeout`` so the task can stop the job.
 
+    With ``source="shared"`` the trigger does not poll: it subscribes to the triggerer process's
+    :class:`~lyftlearn_provider.tracking.watcher.SharedJobWatcher` for its connection and region, which
+    follows every such job in the process with batched ``ListTrainingJobs`` calls (plus a Describe only
+    where a listing is not enough) under one AWS call budget, and reports the same events. Choose it
+    when one triggerer follows many jobs at once (dozens or more): the calls per job fall far below one
+    Describe per poll interval, so SageMaker's (not adjustable) throttles are not reached. ``poll``,
+    the default, suits a handful of jobs and needs no shared state. The shared watcher backs off from
+    throttling and failures for as long as it takes, so only the deadline bounds the wait.
+
     :param job_name: the training job to follow.
     :param aws_conn_id: the Airflow connection to AWS.
     :param region_name: AWS region; the connection's when None.
@@ -36,6 +48,8 @@ class TrainingJobTrigger(BaseTrigger):
     :param botocore_config: extra botocore client configuration.
     :param poll_interval: seconds between two polls (jittered by ±20 %).
     :param deadline: epoch seconds after which the trigger reports ``timeout``; None for no deadline.
+    :param source: ``poll`` (default) or ``shared``; with ``shared``, ``poll_interval`` is the longest
+        this trigger lets the watcher go between two looks at its job.
     """
 
     def __init__(
@@ -48,8 +62,13 @@ class TrainingJobTrigger(BaseTrigger):
         botocore_config: dict[str, Any] | None = None,
         poll_interval: float = 30.0,
         deadline: float | None = None,
+        source: str = "poll",
     ) -> None:
         super().__init__()
+        if source not in SOURCES:
+            raise ValueError(
+                f"source={source!r} is not a training job source; set one of {', '.join(SOURCES)}."
+            )
         self.job_name = job_name
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
@@ -57,6 +76,7 @@ class TrainingJobTrigger(BaseTrigger):
         self.botocore_config = botocore_config
         self.poll_interval = poll_interval
         self.deadline = deadline
+        self.source = source
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the classpath and the keyword arguments that recreate this trigger."""
@@ -70,6 +90,7 @@ class TrainingJobTrigger(BaseTrigger):
                 "botocore_config": self.botocore_config,
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
+                "source": self.source,
             },
         )
 
@@ -89,7 +110,43 @@ class TrainingJobTrigger(BaseTrigger):
         return float("inf") if self.deadline is None else self.deadline - time.time()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until the job ends, the deadline passes or something unexpected happens."""
+        """Follow the job until it ends, the deadline passes or something unexpected happens."""
+        events = self._watch_shared() if self.source == "shared" else self._poll()
+        async for event in events:
+            yield event
+
+    async def _watch_shared(self) -> AsyncIterator[TriggerEvent]:
+        if self._seconds_left() <= 0:
+            yield self._event(TrainingEventStatus.TIMEOUT, message="the task's deadline passed")
+            return
+        subscription = shared_watcher(self.aws_conn_id, self.region_name).subscribe(
+            self.job_name,
+            interval=self.poll_interval,
+            verify=self.verify,
+            botocore_config=self.botocore_config,
+        )
+        try:
+            seconds_left = self._seconds_left()
+            await asyncio.wait(
+                {subscription.outcome}, timeout=None if seconds_left == float("inf") else seconds_left
+            )
+        finally:
+            # Cancelled or done, this trigger no longer needs the watcher (the last one out stops it).
+            subscription.close()
+        if not subscription.outcome.done():
+            yield self._event(TrainingEventStatus.TIMEOUT, message="the task's deadline passed")
+            return
+        outcome = subscription.outcome.result()
+        if outcome.error is not None:
+            yield self._event(TrainingEventStatus.ERROR, message=outcome.error)
+        else:
+            yield self._event(
+                TrainingEventStatus.TERMINAL,
+                job_status=outcome.job_status,
+                failure_reason=outcome.failure_reason,
+            )
+
+    async def _poll(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook()
         failures = 0
         try:

@@ -85,6 +85,12 @@ def test_job_carries_identity_tags_and_stopping_condition_from_the_timeout(aws):
     assert tags["lyftlearn:base-job-name"] == BASE
 
 
+def test_shared_tracking_is_handed_to_the_trigger(aws):
+    trigger = defer(make_operator(deferrable=True, tracking="shared"), make_context())
+    assert trigger.source == "shared"
+    assert trigger.serialize()[1]["source"] == "shared"
+
+
 def test_retry_adopts_the_running_job(aws):
     defer(make_operator(deferrable=True), make_context())
     trigger = defer(make_operator(deferrable=True), make_context(StandInTaskInstance(try_number=2)))
@@ -288,6 +294,7 @@ BAD_OPERATOR_ARGUMENTS = [
     ({"keep_alive_seconds": 999_999}, "keep_alive"),
     ({"max_runtime_seconds": 0}, "max_runtime"),
     ({"if_job_failed": "sometimes"}, "if_job_failed"),
+    ({"tracking": "carrier-pigeon"}, "tracking"),
     ({"poll_interval": 0}, "poll_interval"),
     ({"tags": {"lyftlearn:run-id": "x"}}, "tags"),
     ({"tags": {f"k{i}": "v" for i in range(60)}}, "tags"),

@@ -435,3 +435,69 @@ async def test_on_kill_is_harmless_on_a_finished_job(aws, end):
     assert after.get("FailureReason") == before.get("FailureReason")
     # It asked (SageMaker refused: the job had ended) and took no for an answer.
     assert [call["status"] for call in aws.control.calls(action="StopTrainingJob")] == [400]
+
+
+# ------------------------------------------------------------------------------------ shared source
+def test_serialize_round_trips_the_source():
+    trigger = TrainingJobTrigger(JOB, source="shared", poll_interval=5, deadline=1_900_000_000)
+    classpath, serialized = trigger.serialize()
+    assert serialized["source"] == "shared"
+    assert is_json_primitive(serialized)
+    again = revive(trigger)
+    assert again.source == "shared"
+    assert again.serialize() == (classpath, serialized)
+    # Triggers serialized before the parameter existed come back polling, as they did.
+    del serialized["source"]
+    assert TrainingJobTrigger(**serialized).source == "poll"
+
+
+def test_rejects_an_unknown_source():
+    with pytest.raises(
+        ValueError, match="source='events' is not a training job source; set one of poll, shared"
+    ):
+        TrainingJobTrigger(JOB, source="events")
+
+
+@pytest.mark.parametrize("end", ["complete", "fail", "stop"])
+async def test_shared_source_yields_the_same_events_as_the_poll_source(aws, end):
+    create_job()
+    shared = asyncio.ensure_future(collect(revive(make_trigger(source="shared"))))
+    await wait_for_calls(aws, "ListTrainingJobs", 2)
+    assert not shared.done()
+    if end == "complete":
+        await control(aws.control.complete, JOB, metrics={"validation:auc": 0.91})
+    elif end == "fail":
+        await control(aws.control.fail, JOB, "AlgorithmError: out of memory")
+    else:
+        await control(aws.control.stop, JOB)
+    shared_events = await shared
+    polled_events = await collect(make_trigger())
+    assert shared_events == polled_events
+    assert len(shared_events) == 1 and shared_events[0]["status"] == "terminal"
+
+
+async def test_shared_source_deadline_in_the_past_times_out_without_calls(aws):
+    create_job()
+    events = await collect(make_trigger(source="shared", deadline=time.time() - 1), timeout=10)
+    assert events == [{"status": "timeout", "job_name": JOB, "message": "the task's deadline passed"}]
+    assert aws.control.calls(action="ListTrainingJobs") == []
+    assert describes(aws) == []
+
+
+async def test_shared_source_on_kill_stops_a_running_job(aws):
+    create_job()
+    aws.control.advance(JOB, "Training")
+    trigger = revive(make_trigger(source="shared"))
+    run = asyncio.ensure_future(collect(trigger))
+    await wait_for_calls(aws, "ListTrainingJobs", 2)
+    await cancel(run)
+    await asyncio.wait_for(trigger.on_kill(), 10)
+    assert [call["status"] for call in aws.control.calls(action="StopTrainingJob")] == [200]
+    assert aws.control.wait_for_status(JOB, "Stopped")["TrainingJobStatus"] == "Stopped"
+
+
+async def wait_for_calls(aws, action: str, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while len(await control(aws.control.calls, action=action)) < count:
+        assert time.monotonic() < deadline, f"fewer than {count} {action} calls"
+        await asyncio.sleep(0.02)
