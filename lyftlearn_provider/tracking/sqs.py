@@ -1,0 +1,447 @@
+"""Consume training-job state changes from SQS: one long-poll consumer per queue per triggerer process.
+
+This is the ``events`` source: it fans terminal states out to the triggers waiting in this process.
+
+The queue is the one ``EventRouteHook.ensure_route`` sets up: EventBridge puts every "SageMaker
+Training Job State Change" of jobs named ``<prefix>-…`` on it, at least once, in no particular
+order. One background task per (connection, region, queue URL) and event loop long-polls it
+(``WaitTimeSeconds`` 20, ten messages a call) and decides for each message:
+
+- **malformed** (not JSON, not a SageMaker training-job state change, fields missing): logged and
+  left alone, neither deleted nor released, so that after the queue's ``maxReceiveCount`` receives
+  SQS's redrive policy moves it to the dead-letter queue, where a human can look at it;
+- **already acted upon** (an event id this process delivered or deleted before): deleted;
+- every other event first goes through the monotonic guard (:mod:`lyftlearn_provider.tracking.lattice`):
+  a terminal state is final and an older event never replaces a newer one. Then:
+
+  - **foreign** (a job name without our prefix): deleted;
+  - **a job held here** whose newest known state is terminal: every subscriber of the job resolves
+    with that state; deleted;
+  - **terminal, but not held here**: *released* or deleted (below);
+  - anything else (progress, or a stale event the guard rejected): deleted.
+
+A subscriber that arrives after its job's terminal event was recorded resolves at once from memory.
+
+**Several triggerer processes.** SQS consumers compete: each message goes to one of them, not
+necessarily the one whose trigger waits for the job. A process that receives a terminal event for a
+job it does not hold *releases* it — ``ChangeMessageVisibility`` to ``release_delay`` seconds — so
+that another consumer receives it soon, but only
+
+- while ``ApproximateReceiveCount`` ≤ ``R = min(max_releases, maxReceiveCount − 2)``, and
+- while the message is younger than ``release_window`` seconds (by its ``SentTimestamp``).
+
+Past either bound it is deleted, and the holder learns the state from reconciliation: the shared
+watcher's listing or the trigger's own Describe. So a terminal event occupies at most ``R + 1``
+receives; with the setup's default ``maxReceiveCount`` of 5, ``R`` is 3, which leaves one spare
+receive for a consumer that dies or fails to delete, and a legitimate event never reaches the
+dead-letter queue because of releases. If ``P`` processes receive at random, the holder misses an
+event with probability about ``((P − 1) / P) ** (R + 1)`` (1/16 with two processes), and the event
+leaves the queue within about ``R × release_delay`` seconds plus the consumers' receive latency.
+A queue without a redrive policy allows ``max_releases`` releases.
+
+**Failures.** Connection errors, 5xx answers and throttling back off (doubling from ``retry_delay``,
+jittered) and try again, with a new client; nobody is failed for them, since reconciliation covers
+the gap. botocore's own retries are off so that the back-off is ours alone. A failed delete or
+release is logged: the message reappears after the queue's visibility timeout and is handled again
+(and de-duplicated). SQS calls do not draw on the SageMaker call budget: they are another API.
+
+**Life cycle.** The task starts with the first subscriber. When the last one leaves it does not
+cancel its receive in flight — an abandoned long poll would still take messages off the queue for a
+visibility timeout — but finishes it, handles what it got, and ends; a subscriber arriving
+meanwhile keeps it going. :meth:`SqsEventConsumer.aclose` stops it at once (shutdown). A cancelled
+``await subscription`` unsubscribes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import enum
+import json
+import logging
+import time
+import weakref
+from collections.abc import Callable, Generator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.amazon.aws.hooks.sqs import SqsHook
+
+from lyftlearn_provider.events_setup import RECEIVE_WAIT_SECONDS
+from lyftlearn_provider.retries import backoff
+from lyftlearn_provider.status import TrainingEventStatus
+from lyftlearn_provider.tracking.lattice import (
+    DEFAULT_MEMORY,
+    JobLedger,
+    MalformedEvent,
+    SeenEvents,
+    StateChange,
+    parse_state_change,
+)
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+log = logging.getLogger(__name__)
+
+#: ReceiveMessage's largest batch.
+MAX_MESSAGES = 10
+#: Seconds a released message stays invisible: long enough not to come straight back to us.
+DEFAULT_RELEASE_DELAY_SECONDS = 2
+#: Releases allowed per message, before the queue's ``maxReceiveCount`` lowers it further.
+DEFAULT_MAX_RELEASES = 3
+#: Older messages are not released: by then reconciliation has had time to find the job's state.
+DEFAULT_RELEASE_WINDOW_SECONDS = 300.0
+# Every receive failure goes through our back-off, so botocore must not retry behind its back.
+_NO_BOTOCORE_RETRIES: dict[str, Any] = {"retries": {"mode": "standard", "total_max_attempts": 1}}
+
+
+class Action(str, enum.Enum):
+    """What the consumer does with a message it received."""
+
+    #: Leave it: it reappears after the visibility timeout and counts towards ``maxReceiveCount``.
+    KEEP = "keep"
+    DELETE = "delete"
+    #: Make it visible again after ``release_delay`` seconds, for another consumer.
+    RELEASE = "release"
+
+
+def release_limit(max_receive_count: int | None, max_releases: int = DEFAULT_MAX_RELEASES) -> int:
+    """
+    Return how many times a message may be released from a queue with this ``maxReceiveCount``.
+
+    Two receives are kept back: one to act on the message, one spare for a consumer that dies or
+    fails to delete it; so releases alone never move a message to the dead-letter queue.
+    """
+    if max_receive_count is None:
+        return max_releases
+    return max(0, min(max_releases, max_receive_count - 2))
+
+
+def should_release(receive_count: int, age_seconds: float, *, limit: int, window: float) -> bool:
+    """Tell whether a terminal event nobody here waits for goes back to the queue (else it is deleted)."""
+    return receive_count <= limit and age_seconds <= window
+
+
+def terminal_payload(change: StateChange) -> dict[str, Any]:
+    """Return what a subscriber receives: the payload of the training trigger's terminal event."""
+    return {
+        "status": TrainingEventStatus.TERMINAL.value,
+        "job_name": change.job_name,
+        "job_status": change.job_status,
+        "failure_reason": change.failure_reason,
+    }
+
+
+@dataclasses.dataclass
+class ConsumerStats:
+    """What a consumer has done since it was created, message by message."""
+
+    received: int = 0
+    malformed: int = 0
+    duplicates: int = 0
+    foreign: int = 0
+    #: Events the monotonic guard rejected: older than, or the same as, what was known.
+    stale: int = 0
+    #: Newer non-terminal states (progress), recorded and deleted.
+    progress: int = 0
+    delivered: int = 0
+    released: int = 0
+    #: Terminal events nobody here held, deleted past the release bounds (reconciliation's turn).
+    unclaimed: int = 0
+    receive_errors: int = 0
+    #: Deletes and releases SQS did not carry out.
+    action_errors: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Return the counters by name."""
+        return dataclasses.asdict(self)
+
+
+class EventSubscription:
+    """One waiter's interest in one job; await it for the terminal payload, ``close()`` to give up."""
+
+    def __init__(self, consumer: SqsEventConsumer, job_name: str) -> None:
+        self.job_name = job_name
+        self.outcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._consumer = consumer
+        # A waiter cancelled while awaiting cancels the future: that is its way of leaving.
+        self.outcome.add_done_callback(lambda future: self.close() if future.cancelled() else None)
+
+    def __await__(self) -> Generator[Any, None, dict[str, Any]]:
+        return self.outcome.__await__()
+
+    def resolve(self, payload: dict[str, Any]) -> None:
+        """Give the waiter its answer and unsubscribe."""
+        if not self.outcome.done():
+            self.outcome.set_result(payload)
+        self.close()
+
+    def close(self) -> None:
+        """Unsubscribe; safe to call more than once."""
+        self._consumer.unsubscribe(self)
+
+
+class SqsEventConsumer:
+    """
+    Receive the training-job state changes of one SQS queue and hand terminal states to subscribers.
+
+    See the module's documentation for what happens to each message and how the consumer shares the
+    queue with other processes. Get one through :func:`sqs_consumer` (one per process and queue).
+
+    :param prefix: the job-name prefix of the route; other jobs' events are foreign.
+    :param wait_time_seconds: ReceiveMessage's long-poll wait.
+    :param release_delay: seconds a released message stays invisible.
+    :param max_releases: releases per message at most (lowered to ``maxReceiveCount − 2``).
+    :param release_window: seconds after being sent that a message may still be released.
+    :param retry_delay: base of the back-off after a failed receive.
+    """
+
+    def __init__(
+        self,
+        aws_conn_id: str | None,
+        region_name: str | None,
+        queue_url: str,
+        *,
+        prefix: str,
+        verify: bool | str | None = None,
+        botocore_config: Mapping[str, Any] | None = None,
+        wait_time_seconds: int = RECEIVE_WAIT_SECONDS,
+        release_delay: int = DEFAULT_RELEASE_DELAY_SECONDS,
+        max_releases: int = DEFAULT_MAX_RELEASES,
+        release_window: float = DEFAULT_RELEASE_WINDOW_SECONDS,
+        retry_delay: float = 1.0,
+        memory: int = DEFAULT_MEMORY,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.queue_url = queue_url
+        self.prefix = prefix
+        self.verify = verify
+        self.botocore_config = dict(botocore_config or {})
+        self.wait_time_seconds = wait_time_seconds
+        self.release_delay = release_delay
+        self.max_releases = max_releases
+        self.release_window = release_window
+        self.retry_delay = retry_delay
+        self.stats = ConsumerStats()
+        self._clock = clock
+        self._ledger = JobLedger(memory)
+        self._seen = SeenEvents(memory)
+        self._subscriptions: dict[str, set[EventSubscription]] = {}
+        self._task: asyncio.Task[None] | None = None
+        #: Releases allowed per message; read from the queue's redrive policy when a task starts.
+        self._release_limit: int | None = None
+
+    @property
+    def running(self) -> bool:
+        """Tell whether the background task is running."""
+        return self._task is not None and not self._task.done()
+
+    @property
+    def job_names(self) -> frozenset[str]:
+        """Return the jobs someone in this process waits for."""
+        return frozenset(self._subscriptions)
+
+    def known_state(self, job_name: str) -> StateChange | None:
+        """Return the newest state the consumer has seen for the job, if it remembers one."""
+        return self._ledger.get(job_name)
+
+    def subscribe(self, job_name: str) -> EventSubscription:
+        """Return a subscription that resolves with the job's terminal payload; start the task if needed."""
+        subscription = EventSubscription(self, job_name)
+        known = self._ledger.get(job_name)
+        if known is not None and known.terminal:
+            subscription.outcome.set_result(terminal_payload(known))
+            return subscription
+        self._subscriptions.setdefault(job_name, set()).add(subscription)
+        if not self.running:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name=f"lyftlearn-sqs-consumer-{self.queue_url}"
+            )
+        return subscription
+
+    def unsubscribe(self, subscription: EventSubscription) -> None:
+        """Forget ``subscription``; the task ends after its receive in flight once nobody is left."""
+        subscriptions = self._subscriptions.get(subscription.job_name)
+        if subscriptions is None or subscription not in subscriptions:
+            return
+        subscriptions.discard(subscription)
+        if not subscriptions:
+            del self._subscriptions[subscription.job_name]
+
+    async def aclose(self) -> None:
+        """Stop the background task now, receive in flight included; a later subscribe starts a new one."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # ------------------------------------------------------------------ the background task
+    def _hook(self) -> SqsHook:
+        return SqsHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config={**self.botocore_config, **_NO_BOTOCORE_RETRIES},
+        )
+
+    async def _run(self) -> None:
+        failures = 0
+        try:
+            while self._subscriptions:
+                try:
+                    async with await self._hook().get_async_conn() as client:
+                        while self._subscriptions:
+                            await self._receive(client)
+                            failures = 0
+                except Exception as error:
+                    # Whatever went wrong (outage, throttling, a lost connection), the jobs are unaffected
+                    # and reconciliation covers the gap: back off and try again with a new client.
+                    failures += 1
+                    self.stats.receive_errors += 1
+                    pause = backoff(self.retry_delay, failures)
+                    log.warning(
+                        "Receiving from %s failed (%s: %s); retrying in %.1f s.",
+                        self.queue_url,
+                        type(error).__name__,
+                        error,
+                        pause,
+                    )
+                    await asyncio.sleep(pause)
+        finally:
+            if self._task is asyncio.current_task():
+                self._task = None
+
+    async def _receive(self, client: BaseClient) -> None:
+        if self._release_limit is None:
+            attributes = await client.get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"]
+            )
+            self._release_limit = release_limit(
+                _max_receive_count(attributes.get("Attributes", {})), self.max_releases
+            )
+        response = await client.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=MAX_MESSAGES,
+            WaitTimeSeconds=self.wait_time_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+        )
+        messages: list[dict[str, Any]] = response.get("Messages", [])
+        actions = [(message, self._decide(message)) for message in messages]
+        await self._apply(client, [m for m, action in actions if action is Action.DELETE], Action.DELETE)
+        await self._apply(client, [m for m, action in actions if action is Action.RELEASE], Action.RELEASE)
+
+    def _decide(self, message: Mapping[str, Any]) -> Action:
+        """Return what to do with one message, delivering its news first when someone here waits for it."""
+        self.stats.received += 1
+        attributes = message.get("Attributes", {})
+        receive_count = int(attributes.get("ApproximateReceiveCount", 1))
+        try:
+            change = parse_state_change(str(message.get("Body", "")))
+        except MalformedEvent as error:
+            self.stats.malformed += 1
+            log.warning(
+                "Leaving malformed message %s on %s for the dead-letter queue (receive %d): %s",
+                message.get("MessageId"),
+                self.queue_url,
+                receive_count,
+                error,
+            )
+            return Action.KEEP
+        if change.event_id in self._seen:
+            self.stats.duplicates += 1
+            return Action.DELETE
+        newer = self._ledger.observe(change)
+        newest = self._ledger.get(change.job_name)
+        held = change.job_name in self._subscriptions
+        if not change.job_name.startswith(f"{self.prefix}-"):
+            self.stats.foreign += 1
+        elif held and newest is not None and newest.terminal:
+            self.stats.delivered += 1
+            for subscription in list(self._subscriptions.get(change.job_name, ())):
+                subscription.resolve(terminal_payload(newest))
+        elif change.terminal and not held:
+            sent = attributes.get("SentTimestamp")
+            age = self._clock() - int(sent) / 1000.0 if sent else 0.0
+            if should_release(receive_count, age, limit=self._release_limit or 0, window=self.release_window):
+                # Not remembered as acted upon: when it comes back, it is judged again.
+                self.stats.released += 1
+                return Action.RELEASE
+            self.stats.unclaimed += 1
+        elif newer:
+            self.stats.progress += 1
+        else:
+            self.stats.stale += 1
+        self._seen.add(change.event_id)
+        return Action.DELETE
+
+    async def _apply(self, client: BaseClient, messages: Sequence[Mapping[str, Any]], action: Action) -> None:
+        if not messages:
+            return
+        entries: list[dict[str, Any]] = [
+            {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+            for index, message in enumerate(messages)
+        ]
+        try:
+            if action is Action.DELETE:
+                response = await client.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            else:
+                for entry in entries:
+                    entry["VisibilityTimeout"] = self.release_delay
+                response = await client.change_message_visibility_batch(
+                    QueueUrl=self.queue_url, Entries=entries
+                )
+        except Exception as error:
+            # The messages come back after the visibility timeout and are judged again, de-duplicated.
+            self.stats.action_errors += len(entries)
+            log.warning(
+                "Could not %s %d messages on %s: %s", action.value, len(entries), self.queue_url, error
+            )
+            return
+        failed = response.get("Failed", [])
+        if failed:
+            self.stats.action_errors += len(failed)
+            log.warning(
+                "SQS did not %s %d messages on %s: %s", action.value, len(failed), self.queue_url, failed
+            )
+
+
+def _max_receive_count(attributes: Mapping[str, str]) -> int | None:
+    try:
+        return int(json.loads(attributes["RedrivePolicy"])["maxReceiveCount"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+# Keyed by event loop too: a consumer's task and futures belong to one loop, and the triggerer may run
+# several loops over its life; weak keys let a closed loop's consumers go with it.
+_CONSUMERS: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[str | None, str | None, str], SqsEventConsumer]
+] = weakref.WeakKeyDictionary()
+
+
+def sqs_consumer(
+    queue_url: str,
+    *,
+    prefix: str,
+    aws_conn_id: str | None = "aws_default",
+    region_name: str | None = None,
+    **settings: Any,
+) -> SqsEventConsumer:
+    """
+    Return this process's consumer of ``queue_url``, creating it on the running loop.
+
+    ``settings`` (see :class:`SqsEventConsumer`) apply when the consumer is created. One queue
+    carries one prefix's events: asking for the same queue with another prefix raises ``ValueError``.
+    """
+    consumers = _CONSUMERS.setdefault(asyncio.get_running_loop(), {})
+    key = (aws_conn_id, region_name, queue_url)
+    if key not in consumers:
+        consumers[key] = SqsEventConsumer(aws_conn_id, region_name, queue_url, prefix=prefix, **settings)
+    consumer = consumers[key]
+    if consumer.prefix != prefix:
+        raise ValueError(f"{queue_url} carries the events of prefix {consumer.prefix!r}, not {prefix!r}")
+    return consumer

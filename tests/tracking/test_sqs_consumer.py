@@ -1,0 +1,424 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import pathlib
+import sys
+import time
+import uuid
+
+import boto3
+import pytest
+
+from lyftlearn_provider.hooks.events import EventRouteHook
+from lyftlearn_provider.runtime import render_training_job
+from lyftlearn_provider.tracking.lattice import (
+    JobLedger,
+    MalformedEvent,
+    SeenEvents,
+    StateChange,
+    epoch_seconds,
+    parse_state_change,
+    supersedes,
+)
+from lyftlearn_provider.tracking.sqs import (
+    SqsEventConsumer,
+    release_limit,
+    should_release,
+    sqs_consumer,
+)
+from tests.helpers import make_spec
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+ACCOUNT, REGION = "123456789012", "us-east-1"
+#: Every async test finishes well within this.
+DEADLINE = 45.0
+
+
+def event_body(
+    name: str, status: str, at: float, *, reason: str | None = None, event_id: str | None = None
+) -> str:
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}"
+    detail = {
+        "TrainingJobName": name,
+        "TrainingJobArn": arn,
+        "TrainingJobStatus": status,
+        "SecondaryStatus": status,
+        "LastModifiedTime": int(at * 1000),
+    }
+    if reason:
+        detail["FailureReason"] = reason
+    return json.dumps(
+        {
+            "version": "0",
+            "id": event_id or str(uuid.uuid4()),
+            "detail-type": "SageMaker Training Job State Change",
+            "source": "aws.sagemaker",
+            "account": ACCOUNT,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+            "region": REGION,
+            "resources": [arn],
+            "detail": detail,
+        }
+    )
+
+
+# ---------------------------------------------------------------------------- pure rules
+def change(status: str, at: float, event_id: str = "e") -> StateChange:
+    return StateChange("ll-a", status, None, at, event_id)
+
+
+def test_parse_reads_the_emulator_and_the_documented_shapes():
+    parsed = parse_state_change(event_body("ll-a", "Failed", 1_700_000_000.5, reason="OOM", event_id="e1"))
+    assert parsed == StateChange("ll-a", "Failed", "Failed", 1_700_000_000.5, "e1", "OOM")
+    assert parsed.terminal
+    documented = json.loads(event_body("ll-a", "Completed", 0))
+    documented["detail"]["LastModifiedTime"] = "2018-10-06T12:26:13Z"
+    assert parse_state_change(json.dumps(documented)).event_time == epoch_seconds("2018-10-06T12:26:13Z")
+    del documented["detail"]["LastModifiedTime"]
+    documented["time"] = "2018-10-06T12:26:14Z"
+    assert parse_state_change(json.dumps(documented)).event_time == epoch_seconds("2018-10-06T12:26:14Z")
+    assert epoch_seconds(1_538_828_773_000) == epoch_seconds(1_538_828_773) == 1_538_828_773.0
+
+
+def _without(field: str) -> str:
+    event = json.loads(event_body("ll-a", "Completed", 1.0))
+    event["detail"].pop(field, None)
+    event.pop(field, None)
+    return json.dumps(event)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "not json",
+        "[1, 2]",
+        json.dumps({**json.loads(event_body("ll-a", "Completed", 1.0)), "source": "aws.ecs"}),
+        json.dumps({**json.loads(event_body("ll-a", "Completed", 1.0)), "detail-type": "Other"}),
+        _without("id"),
+        _without("TrainingJobName"),
+        _without("TrainingJobStatus"),
+        event_body("ll-a", "Exploded", 1.0),
+        json.dumps({**json.loads(_without("LastModifiedTime")), "time": "yesterday"}),
+    ],
+)
+def test_parse_rejects_malformed_bodies(body):
+    with pytest.raises(MalformedEvent):
+        parse_state_change(body)
+
+
+def test_status_order_is_monotonic_and_terminal_states_are_final():
+    assert supersedes(change("InProgress", 1), None)
+    assert supersedes(change("InProgress", 2), change("InProgress", 1))
+    assert not supersedes(change("InProgress", 1), change("InProgress", 2))
+    assert not supersedes(change("InProgress", 1), change("InProgress", 1))
+    assert supersedes(change("Stopping", 1), change("InProgress", 5))
+    assert supersedes(change("Completed", 1), change("InProgress", 5))
+    assert not supersedes(change("InProgress", 9), change("Completed", 1))
+    assert not supersedes(change("Failed", 9), change("Completed", 1))
+    assert supersedes(change("Stopped", 9), change("Stopping", 99))
+
+
+def test_ledger_and_seen_events_are_bounded():
+    ledger = JobLedger(capacity=2)
+    for name in ("ll-1", "ll-2", "ll-3"):
+        assert ledger.observe(StateChange(name, "Completed", None, 1.0, name))
+    assert len(ledger) == 2 and ledger.get("ll-1") is None and ledger.get("ll-3") is not None
+    assert not ledger.observe(StateChange("ll-3", "InProgress", None, 5.0, "late"))
+    seen = SeenEvents(capacity=2)
+    for event_id in ("a", "b", "c"):
+        seen.add(event_id)
+    assert len(seen) == 2 and "a" not in seen and "c" in seen
+
+
+def test_release_bounds_keep_two_receives_back():
+    assert release_limit(5) == 3
+    assert release_limit(4) == 2
+    assert release_limit(2) == 0
+    assert release_limit(None, 3) == 3
+    assert should_release(3, 10.0, limit=3, window=300.0)
+    assert not should_release(4, 10.0, limit=3, window=300.0)
+    assert not should_release(1, 301.0, limit=3, window=300.0)
+
+
+# ---------------------------------------------------------------------------- against the emulator
+def route(**settings) -> dict:
+    # A short visibility timeout lets kept and failed-to-delete messages come back within the test.
+    return EventRouteHook(aws_conn_id="aws_default", retry_delay=0.01).ensure_route(
+        "ll", visibility_timeout_seconds=1, **settings
+    )
+
+
+def create_job(name: str) -> None:
+    request = render_training_job(make_spec(), job_name=name, max_runtime_seconds=3600).request
+    boto3.client("sagemaker").create_training_job(**request)
+
+
+def true_status(name: str) -> str:
+    return boto3.client("sagemaker").describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
+
+
+def make_consumer(queue_url: str) -> SqsEventConsumer:
+    return SqsEventConsumer(
+        "aws_default", None, queue_url, prefix="ll", wait_time_seconds=1, release_delay=1, retry_delay=0.05
+    )
+
+
+def queue_depth(queue_url: str) -> int:
+    attributes = boto3.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+async def until(condition, what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_subscribers_resolve_with_the_true_terminal_state(aws):
+    summary = route()
+    consumer = make_consumer(summary["queue_url"])
+    names = ("ll-ok-1", "ll-bad-1", "ll-stop-1")
+    for name in names:
+        create_job(name)
+    try:
+        subscriptions = [consumer.subscribe(name) for name in names]
+        assert consumer.running and consumer.job_names == frozenset(names)
+        aws.control.advance("ll-ok-1", "Training")
+        aws.control.complete("ll-ok-1")
+        aws.control.fail("ll-bad-1", "AlgorithmError: out of memory")
+        aws.control.stop("ll-stop-1")
+
+        payloads = await asyncio.wait_for(asyncio.gather(*subscriptions), DEADLINE)
+
+        assert [p["job_status"] for p in payloads] == [true_status(n) for n in names]
+        assert [p["job_status"] for p in payloads] == ["Completed", "Failed", "Stopped"]
+        assert payloads[1] == {
+            "status": "terminal",
+            "job_name": "ll-bad-1",
+            "job_status": "Failed",
+            "failure_reason": "AlgorithmError: out of memory",
+        }
+        await until(lambda: not consumer.running, "the consumer to stop without subscribers")
+        assert consumer.stats.delivered == 3 and consumer.stats.malformed == 0
+        assert queue_depth(summary["queue_url"]) == 0
+        print("\nterminal states:", consumer.stats.as_dict())
+    finally:
+        await consumer.aclose()
+
+
+async def test_duplicated_reordered_malformed_and_foreign_messages(aws):
+    summary = route(max_receive_count=2)
+    sqs = boto3.client("sqs")
+    consumer = make_consumer(summary["queue_url"])
+    for name in ("ll-dup-1", "ll-order-1", "ll-hold-1"):
+        create_job(name)
+    try:
+        hold = consumer.subscribe("ll-hold-1")
+        duplicated, reordered = consumer.subscribe("ll-dup-1"), consumer.subscribe("ll-order-1")
+        aws.control.complete("ll-dup-1")
+        aws.control.complete("ll-order-1")
+        emitted = aws.control.events()
+        [dup_completed] = [
+            e
+            for e in emitted
+            if e["detail"]["TrainingJobName"] == "ll-dup-1"
+            and e["detail"]["TrainingJobStatus"] == "Completed"
+        ]
+        for _ in range(2):
+            sqs.send_message(QueueUrl=summary["queue_url"], MessageBody=json.dumps(dup_completed))
+        # Another event (new id) for the same job, older than its Completed one, arriving after it.
+        older = time.time() - 60
+        sqs.send_message(
+            QueueUrl=summary["queue_url"], MessageBody=event_body("ll-order-1", "InProgress", older)
+        )
+        malformed = [
+            "not json",
+            json.dumps(
+                {"source": "aws.ecs", "detail-type": "ECS Task State Change", "id": "x", "detail": {}}
+            ),
+            json.dumps({**json.loads(event_body("ll-hold-1", "Completed", time.time())), "detail": {}}),
+        ]
+        for body in malformed:
+            sqs.send_message(QueueUrl=summary["queue_url"], MessageBody=body)
+        sqs.send_message(
+            QueueUrl=summary["queue_url"], MessageBody=event_body("other-job-1", "Completed", time.time())
+        )
+
+        payloads = await asyncio.wait_for(asyncio.gather(duplicated, reordered), DEADLINE)
+        assert [p["job_status"] for p in payloads] == ["Completed", "Completed"]
+        await asyncio.wait_for(
+            until(lambda: consumer.stats.duplicates == 2 and consumer.stats.stale >= 1, "duplicates"),
+            DEADLINE,
+        )
+        await asyncio.wait_for(
+            until(lambda: queue_depth(summary["dlq_url"]) == len(malformed), "the DLQ"), DEADLINE
+        )
+
+        # The guard kept the terminal state; a late subscriber resolves from memory at once.
+        assert consumer.known_state("ll-order-1").job_status == "Completed"
+        late = consumer.subscribe("ll-order-1")
+        assert late.outcome.done() and (await late)["job_status"] == true_status("ll-order-1")
+        assert hold.outcome.done() is False, "a malformed event about a held job must not resolve it"
+        aws.control.complete("ll-hold-1")
+        assert (await asyncio.wait_for(hold, DEADLINE))["job_status"] == true_status("ll-hold-1")
+
+        stats = consumer.stats
+        assert stats.foreign == 1 and stats.delivered == 3
+        # Two receives each (maxReceiveCount=2), then SQS moved them to the dead-letter queue.
+        assert stats.malformed == 2 * len(malformed)
+        dlq_bodies = {
+            m["Body"]
+            for m in sqs.receive_message(QueueUrl=summary["dlq_url"], MaxNumberOfMessages=10)["Messages"]
+        }
+        assert dlq_bodies == set(malformed)
+        await until(lambda: not consumer.running, "the consumer to stop")
+        assert queue_depth(summary["queue_url"]) == 0
+        print("\nmessy queue:", stats.as_dict(), "dead-lettered:", len(dlq_bodies))
+    finally:
+        await consumer.aclose()
+
+
+async def test_queue_unavailable_for_a_while_fails_nobody(aws):
+    summary = route()
+    consumer = make_consumer(summary["queue_url"])
+    names = ("ll-outage-1", "ll-outage-2")
+    for name in names:
+        create_job(name)
+    try:
+        subscriptions = [consumer.subscribe(name) for name in names]
+        await until(lambda: aws.control.calls(service="sqs", action="ReceiveMessage"), "the first receive")
+        aws.control.inject("unavailable", 8, service="sqs")
+        aws.control.complete("ll-outage-1")
+        aws.control.fail("ll-outage-2", "ClientError: bad data")
+
+        payloads = await asyncio.wait_for(asyncio.gather(*subscriptions), DEADLINE)
+
+        assert (
+            [p["job_status"] for p in payloads] == [true_status(n) for n in names] == ["Completed", "Failed"]
+        )
+        assert payloads[1]["failure_reason"] == "ClientError: bad data"
+        faulted = [call for call in aws.control.calls(service="sqs") if call.get("fault")]
+        assert len(faulted) == 8
+        assert consumer.stats.receive_errors >= 1
+        print("\noutage:", {"faulted_sqs_calls": len(faulted), **consumer.stats.as_dict()})
+    finally:
+        await consumer.aclose()
+
+
+async def _wait(subscription) -> dict:
+    return await subscription
+
+
+async def test_cancelled_subscribers_leave_and_the_consumer_restarts_on_demand(aws):
+    summary = route()
+    consumer = make_consumer(summary["queue_url"])
+    task_name = f"lyftlearn-sqs-consumer-{consumer.queue_url}"
+    try:
+        waiter = asyncio.create_task(_wait(consumer.subscribe("ll-gone-1")))
+        await asyncio.sleep(0.2)
+        assert consumer.running and consumer.job_names == frozenset({"ll-gone-1"})
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+        await asyncio.sleep(0)
+        assert consumer.job_names == frozenset()
+        await asyncio.wait_for(until(lambda: not consumer.running, "the consumer to stop"), DEADLINE)
+        assert task_name not in {task.get_name() for task in asyncio.all_tasks()}
+
+        create_job("ll-life-1")
+        again = consumer.subscribe("ll-life-1")
+        assert consumer.running, "the next subscriber restarts the consumer"
+        aws.control.complete("ll-life-1")
+        assert (await asyncio.wait_for(again, DEADLINE))["job_status"] == "Completed"
+        await asyncio.wait_for(until(lambda: not consumer.running, "the consumer to stop"), DEADLINE)
+        assert task_name not in {task.get_name() for task in asyncio.all_tasks()}
+    finally:
+        await consumer.aclose()
+
+
+async def test_one_consumer_per_queue_per_loop(aws):
+    first = sqs_consumer("http://queue/a", prefix="ll")
+    assert sqs_consumer("http://queue/a", prefix="ll") is first
+    assert sqs_consumer("http://queue/b", prefix="ll") is not first
+    assert sqs_consumer("http://queue/a", prefix="ll", aws_conn_id="other") is not first
+    with pytest.raises(ValueError, match="prefix"):
+        sqs_consumer("http://queue/a", prefix="other")
+
+
+OTHER_TRIGGERER = """
+import asyncio, json, sys
+from lyftlearn_provider.tracking.sqs import SqsEventConsumer
+
+
+async def main(queue_url):
+    consumer = SqsEventConsumer(
+        "aws_default", None, queue_url, prefix="ll", wait_time_seconds=1, release_delay=3, retry_delay=0.05
+    )
+    # This process holds another job, so its consumer runs; it holds none of the test's jobs.
+    held = consumer.subscribe("ll-held-elsewhere")
+    print("OTHER-TRIGGERER ready", flush=True)
+    while consumer.stats.released == 0:
+        await asyncio.sleep(0.05)
+    held.close()
+    while consumer.running:
+        await asyncio.sleep(0.05)
+    print("OTHER-TRIGGERER", json.dumps(consumer.stats.as_dict()), flush=True)
+
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def report(stream: asyncio.StreamReader) -> str:
+    """Return the other process's next report, skipping the log lines Airflow writes to stdout."""
+    while True:
+        line = (await stream.readline()).decode()
+        if not line:
+            raise AssertionError("the other process ended without reporting")
+        if line.startswith("OTHER-TRIGGERER "):
+            return line.removeprefix("OTHER-TRIGGERER ").strip()
+
+
+async def test_a_terminal_event_received_by_another_process_reaches_the_holder(aws):
+    summary = route()
+    create_job("ll-handoff-1")
+    other = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        OTHER_TRIGGERER,
+        summary["queue_url"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=asyncio.subprocess.PIPE,
+    )
+    consumer = make_consumer(summary["queue_url"])
+    try:
+        assert other.stdout is not None
+        assert await asyncio.wait_for(report(other.stdout), DEADLINE) == "ready"
+        # The job ends while only the other process consumes: it receives the event and releases it.
+        aws.control.complete("ll-handoff-1")
+        other_stats = json.loads(await asyncio.wait_for(report(other.stdout), DEADLINE))
+        assert await asyncio.wait_for(other.wait(), DEADLINE) == 0
+
+        payload = await asyncio.wait_for(consumer.subscribe("ll-handoff-1"), DEADLINE)
+
+        assert payload["job_status"] == true_status("ll-handoff-1") == "Completed"
+        assert other_stats["released"] == 1 and other_stats["delivered"] == 0
+        assert consumer.stats.delivered == 1
+        assert queue_depth(summary["dlq_url"]) == 0
+        print("\nother process:", other_stats, "\nthis process:", consumer.stats.as_dict())
+    finally:
+        if other.returncode is None:
+            other.kill()
+            await other.wait()
+        await consumer.aclose()
