@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 #: ``dag.test()`` replaces them with the event, and a deferral timeout brings none.
 TRACKING_XCOM_KEY = "training_job"
 #: Sources of truth a deferred training task can follow its job with (see ``TrainingJobTrigger``).
-TRACKING_SOURCES = ("poll", "shared")
+TRACKING_SOURCES = ("poll", "shared", "events")
 #: Airflow's ``next_method`` when the triggerer fails a deferred task (``TRIGGER_FAIL_REPR`` upstream).
 _TRIGGER_FAILED = "__fail__"
 #: SageMaker's default MaxRuntimeInSeconds, used when neither the operator nor the task sets a limit.
@@ -109,8 +109,10 @@ class TrainModelOperator(BaseOperator):
         index (lazy loading, faster start-up). ``require`` fails before anything is created, with how to
         build one; the result records whether the job ran on a SOCI-enabled image.
     :param tracking: how the deferred task learns the job ended: ``"poll"`` (default; one Describe per
-        job per interval) or ``"shared"`` (one batched watcher per triggerer process and AWS connection
-        and region, for many concurrent jobs).
+        job per interval), ``"shared"`` (one batched watcher per triggerer process and AWS connection
+        and region, for many concurrent jobs) or ``"events"`` (EventBridge → SQS, seconds after the
+        job ends, with the shared watcher reconciling every ``poll_interval``).
+    :param events_queue_url: the queue ``SetupTrainingEventsOperator`` created (``tracking="events"``).
     :param backend: ``"sagemaker"`` (default) or ``"kubernetes"``: run the same spec as a pod through
         KubernetesPodOperator's machinery — the migration path, one argument away.
     :param kubernetes_conn_id: the Airflow connection to the cluster (``backend="kubernetes"``).
@@ -144,6 +146,7 @@ class TrainModelOperator(BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         soci: SociPolicy | str = SociPolicy.PREFER,
         tracking: str = "poll",
+        events_queue_url: str | None = None,
         backend: TrainingBackend | str = TrainingBackend.SAGEMAKER,
         kubernetes_conn_id: str | None = "kubernetes_default",
         namespace: str = "default",
@@ -205,7 +208,14 @@ class TrainModelOperator(BaseOperator):
                 f"{tracking!r} is not a way to track training jobs",
                 f"Use one of {list(TRACKING_SOURCES)}: 'shared' when a triggerer follows many jobs.",
             )
+        if tracking == "events" and not events_queue_url:
+            raise InvalidSpecError(
+                "events_queue_url",
+                "tracking='events' needs the SQS queue the EventBridge rule feeds",
+                "Pass the queue URL SetupTrainingEventsOperator returns (queue_url).",
+            )
         self.tracking = tracking
+        self.events_queue_url = events_queue_url
         self.kubernetes_conn_id = kubernetes_conn_id
         self.namespace = namespace
         self.service_account_name = service_account_name
@@ -482,6 +492,8 @@ class TrainModelOperator(BaseOperator):
                 poll_interval=self.poll_interval,
                 deadline=deadline,
                 source=self.tracking,
+                queue_url=self.events_queue_url,
+                job_name_prefix=self.job_name_prefix if self.tracking == "events" else None,
             ),
             method_name="execute_complete",
             timeout=timeout,

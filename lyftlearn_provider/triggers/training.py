@@ -13,12 +13,13 @@ from botocore.exceptions import ClientError
 from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
 from lyftlearn_provider.retries import backoff, is_not_found, is_transient
 from lyftlearn_provider.status import TrainingEventStatus, is_terminal
+from lyftlearn_provider.tracking.sqs import sqs_consumer
 from lyftlearn_provider.tracking.watcher import shared_watcher
 
 #: Consecutive transient failures tolerated before the trigger gives the job back to its task.
 MAX_TRANSIENT_FAILURES = 40
 #: Where a trigger learns about its job: its own Describe polls, or the process's shared watcher.
-SOURCES = ("poll", "shared")
+SOURCES = ("poll", "shared", "events")
 
 
 class TrainingJobTrigger(BaseTrigger):
@@ -48,8 +49,13 @@ class TrainingJobTrigger(BaseTrigger):
     :param botocore_config: extra botocore client configuration.
     :param poll_interval: seconds between two polls (jittered by ±20 %).
     :param deadline: epoch seconds after which the trigger reports ``timeout``; None for no deadline.
-    :param source: ``poll`` (default) or ``shared``; with ``shared``, ``poll_interval`` is the longest
-        this trigger lets the watcher go between two looks at its job.
+    :param source: ``poll`` (default), ``shared`` or ``events``; with ``shared``, ``poll_interval`` is
+        the longest this trigger lets the watcher go between two looks at its job; with ``events`` it
+        is the reconciliation interval: the shared watcher still looks that often, so a lost event
+        delays the task by at most about ``poll_interval``, never hangs it.
+    :param queue_url: the SQS queue the EventBridge rule feeds (``source="events"``; see
+        ``SetupTrainingEventsOperator``).
+    :param job_name_prefix: the job-name prefix the queue's rule matches (``source="events"``).
     """
 
     def __init__(
@@ -63,12 +69,16 @@ class TrainingJobTrigger(BaseTrigger):
         poll_interval: float = 30.0,
         deadline: float | None = None,
         source: str = "poll",
+        queue_url: str | None = None,
+        job_name_prefix: str | None = None,
     ) -> None:
         super().__init__()
         if source not in SOURCES:
             raise ValueError(
                 f"source={source!r} is not a training job source; set one of {', '.join(SOURCES)}."
             )
+        if source == "events" and not (queue_url and job_name_prefix):
+            raise ValueError("source='events' needs queue_url and job_name_prefix; set both.")
         self.job_name = job_name
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
@@ -77,6 +87,8 @@ class TrainingJobTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.deadline = deadline
         self.source = source
+        self.queue_url = queue_url
+        self.job_name_prefix = job_name_prefix
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the classpath and the keyword arguments that recreate this trigger."""
@@ -91,6 +103,8 @@ class TrainingJobTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
                 "source": self.source,
+                "queue_url": self.queue_url,
+                "job_name_prefix": self.job_name_prefix,
             },
         )
 
@@ -111,7 +125,7 @@ class TrainingJobTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Follow the job until it ends, the deadline passes or something unexpected happens."""
-        events = self._watch_shared() if self.source == "shared" else self._poll()
+        events = self._poll() if self.source == "poll" else self._watch_shared()
         async for event in events:
             yield event
 
@@ -125,14 +139,40 @@ class TrainingJobTrigger(BaseTrigger):
             verify=self.verify,
             botocore_config=self.botocore_config,
         )
+        # With events, the watcher is the reconciliation: whichever learns of the end first wins.
+        event_subscription = (
+            sqs_consumer(
+                str(self.queue_url),
+                prefix=str(self.job_name_prefix),
+                aws_conn_id=self.aws_conn_id,
+                region_name=self.region_name,
+            ).subscribe(self.job_name)
+            if self.source == "events"
+            else None
+        )
+        waiting: set[asyncio.Future[Any]] = {subscription.outcome}
+        if event_subscription is not None:
+            waiting.add(event_subscription.outcome)
         try:
             seconds_left = self._seconds_left()
             await asyncio.wait(
-                {subscription.outcome}, timeout=None if seconds_left == float("inf") else seconds_left
+                waiting,
+                timeout=None if seconds_left == float("inf") else seconds_left,
+                return_when=asyncio.FIRST_COMPLETED,
             )
         finally:
-            # Cancelled or done, this trigger no longer needs the watcher (the last one out stops it).
+            # Cancelled or done, this trigger no longer needs them (the last one out stops each).
             subscription.close()
+            if event_subscription is not None:
+                event_subscription.close()
+        if event_subscription is not None and event_subscription.outcome.done():
+            payload = event_subscription.outcome.result()
+            yield self._event(
+                TrainingEventStatus.TERMINAL,
+                job_status=payload["job_status"],
+                failure_reason=payload.get("failure_reason"),
+            )
+            return
         if not subscription.outcome.done():
             yield self._event(TrainingEventStatus.TIMEOUT, message="the task's deadline passed")
             return

@@ -91,6 +91,13 @@ def test_shared_tracking_is_handed_to_the_trigger(aws):
     assert trigger.serialize()[1]["source"] == "shared"
 
 
+def test_events_tracking_hands_queue_and_prefix_to_the_trigger(aws):
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/ll-training-events"
+    operator = make_operator(deferrable=True, tracking="events", events_queue_url=queue)
+    trigger = defer(operator, make_context())
+    assert (trigger.source, trigger.queue_url, trigger.job_name_prefix) == ("events", queue, "ll")
+
+
 def test_retry_adopts_the_running_job(aws):
     defer(make_operator(deferrable=True), make_context())
     trigger = defer(make_operator(deferrable=True), make_context(StandInTaskInstance(try_number=2)))
@@ -295,6 +302,7 @@ BAD_OPERATOR_ARGUMENTS = [
     ({"max_runtime_seconds": 0}, "max_runtime"),
     ({"if_job_failed": "sometimes"}, "if_job_failed"),
     ({"tracking": "carrier-pigeon"}, "tracking"),
+    ({"tracking": "events"}, "events_queue_url"),
     ({"poll_interval": 0}, "poll_interval"),
     ({"tags": {"lyftlearn:run-id": "x"}}, "tags"),
     ({"tags": {f"k{i}": "v" for i in range(60)}}, "tags"),
