@@ -146,6 +146,8 @@ class TrainingJobTrigger(BaseTrigger):
                 prefix=str(self.job_name_prefix),
                 aws_conn_id=self.aws_conn_id,
                 region_name=self.region_name,
+                verify=self.verify,
+                botocore_config=self.botocore_config,
             ).subscribe(self.job_name)
             if self.source == "events"
             else None
