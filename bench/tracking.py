@@ -166,6 +166,10 @@ def create_jobs(url: str, names: list[str]) -> None:
         list(pool.map(create, names))
 
 
+#: The events tracker's reconciliation interval, in tracker intervals.
+EVENTS_RECONCILE_INTERVALS = 10
+
+
 def trigger_factories(interval: float) -> dict[str, Callable[[str], Any] | None]:
     """Return a trigger factory per tracker (None: the tracker is not available)."""
     from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
@@ -178,12 +182,15 @@ def trigger_factories(interval: float) -> dict[str, Callable[[str], Any] | None]
         "poll": lambda name: TrainingJobTrigger(name, poll_interval=interval, source="poll"),
         "shared": lambda name: TrainingJobTrigger(name, poll_interval=interval, source="shared"),
     }
-    try:
-        TrainingJobTrigger("probe", poll_interval=interval, source="events")
-    except (ValueError, TypeError):
-        factories["events"] = None
-    else:
-        factories["events"] = lambda name: TrainingJobTrigger(name, poll_interval=interval, source="events")
+    # events: the queue exists only after run_tracker sets the route up; the watcher then reconciles
+    # every 10 intervals (5 unscaled minutes), so a lost event costs at most that.
+    factories["events"] = lambda name: TrainingJobTrigger(
+        name,
+        poll_interval=interval * EVENTS_RECONCILE_INTERVALS,
+        source="events",
+        queue_url=os.environ["LYFTLEARN_BENCH_QUEUE_URL"],
+        job_name_prefix="ll",
+    )
     return factories
 
 
@@ -269,8 +276,15 @@ def run_tracker(
     tracker: str, factory: Callable[[str], Any], control: Any, url: str, args: argparse.Namespace
 ) -> Result:
     """Reset the emulator, create the jobs and track every job with ``tracker``."""
-    names = [f"bench-{tracker}-{index:05d}" for index in range(args.jobs)]
+    # The events route matches our job-name prefix, so every tracker's jobs carry it.
+    names = [f"ll-bench-{tracker}-{index:05d}" for index in range(args.jobs)]
     control.reset()
+    if tracker == "events":
+        from lyftlearn_provider.hooks.events import EventRouteHook
+
+        os.environ["LYFTLEARN_BENCH_QUEUE_URL"] = EventRouteHook(aws_conn_id="aws_default").ensure_route(
+            "ll"
+        )["queue_url"]
     create_jobs(url, names)
     control.reset_calls()
     try:
@@ -286,7 +300,12 @@ def run_tracker(
         observed = tracked.events[name][0]
         latencies.append(observed - job["TrainingEndTime"])
         job_seconds += observed - tracked.start_wall
-    calls = [call for call in control.calls(service="sagemaker") if call["t"] >= tracked.start_mono]
+    # SQS calls count too: the events source pays for its long polls.
+    calls = [
+        call
+        for call in control.calls()
+        if call["service"] in ("sagemaker", "sqs") and call["t"] >= tracked.start_mono
+    ]
     return Result(
         name=tracker,
         jobs=len(names),
