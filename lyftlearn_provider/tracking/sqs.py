@@ -5,7 +5,9 @@ This is the ``events`` source: it fans terminal states out to the triggers waiti
 The queue is the one ``EventRouteHook.ensure_route`` sets up: EventBridge puts every "SageMaker
 Training Job State Change" of jobs named ``<prefix>-…`` on it, at least once, in no particular
 order. One background task per (connection, region, queue URL) and event loop long-polls it
-(``WaitTimeSeconds`` 20, ten messages a call) and decides for each message:
+(``WaitTimeSeconds`` 20, ten messages a call); while batches come back full it starts extra receive
+loops on its client, up to ``receivers`` (4) in all, each of which ends at its first batch that is not
+full, so a drained queue has one long poll again. For each message the consumer decides:
 
 - **malformed** (not JSON, not a SageMaker training-job state change, fields missing): logged and
   left alone, neither deleted nor released, so that after the queue's ``maxReceiveCount`` receives
@@ -47,9 +49,9 @@ release is logged: the message reappears after the queue's visibility timeout an
 
 **Life cycle.** The task starts with the first subscriber. When the last one leaves it does not
 cancel its receive in flight — an abandoned long poll would still take messages off the queue for a
-visibility timeout — but finishes it, handles what it got, and ends; a subscriber arriving
-meanwhile keeps it going. :meth:`SqsEventConsumer.aclose` stops it at once (shutdown). A cancelled
-``await subscription`` unsubscribes.
+visibility timeout — but finishes it, handles what it got, waits for its extra loops to do the same,
+and ends; a subscriber arriving meanwhile keeps it going. :meth:`SqsEventConsumer.aclose` stops it
+and its extra loops at once (shutdown). A cancelled ``await subscription`` unsubscribes.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ log = logging.getLogger(__name__)
 
 #: ReceiveMessage's largest batch.
 MAX_MESSAGES = 10
+#: Receive loops at most per consumer while batches come back full (one when the queue is drained).
+DEFAULT_RECEIVERS = 4
 #: Seconds a released message stays invisible: long enough not to come straight back to us.
 DEFAULT_RELEASE_DELAY_SECONDS = 2
 #: Releases allowed per message, before the queue's ``maxReceiveCount`` lowers it further.
@@ -195,6 +199,7 @@ class SqsEventConsumer:
     :param max_releases: releases per message at most (lowered to ``maxReceiveCount − 2``).
     :param release_window: seconds after being sent that a message may still be released.
     :param retry_delay: base of the back-off after a failed receive.
+    :param receivers: receive loops at most; extra loops run while batches come back full.
     """
 
     def __init__(
@@ -211,6 +216,7 @@ class SqsEventConsumer:
         max_releases: int = DEFAULT_MAX_RELEASES,
         release_window: float = DEFAULT_RELEASE_WINDOW_SECONDS,
         retry_delay: float = 1.0,
+        receivers: int = DEFAULT_RECEIVERS,
         memory: int = DEFAULT_MEMORY,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -225,12 +231,18 @@ class SqsEventConsumer:
         self.max_releases = max_releases
         self.release_window = release_window
         self.retry_delay = retry_delay
+        self.receivers = max(1, receivers)
         self.stats = ConsumerStats()
         self._clock = clock
         self._ledger = JobLedger(memory)
         self._seen = SeenEvents(memory)
+        # Jobs whose end this process already delivered: their later terminal events (SageMaker sends
+        # several) are nobody's news, so they are deleted rather than released to other processes.
+        self._delivered = SeenEvents(memory)
         self._subscriptions: dict[str, set[EventSubscription]] = {}
         self._task: asyncio.Task[None] | None = None
+        #: Extra receive loops of the running task, sharing its client; they end when a batch is not full.
+        self._helpers: set[asyncio.Task[None]] = set()
         #: Releases allowed per message; read from the queue's redrive policy when a task starts.
         self._release_limit: int | None = None
 
@@ -294,9 +306,18 @@ class SqsEventConsumer:
             while self._subscriptions:
                 try:
                     async with await self._hook().get_async_conn() as client:
-                        while self._subscriptions:
-                            await self._receive(client)
-                            failures = 0
+                        try:
+                            while self._subscriptions:
+                                full = await self._receive(client)
+                                failures = 0
+                                if full:
+                                    self._add_helper(client)
+                        except asyncio.CancelledError:
+                            await self._cancel_helpers()
+                            raise
+                        finally:
+                            # The helpers share this client: they finish their receive in flight first.
+                            await self._join_helpers()
                 except Exception as error:
                     # Whatever went wrong (outage, throttling, a lost connection), the jobs are unaffected
                     # and reconciliation covers the gap: back off and try again with a new client.
@@ -312,10 +333,55 @@ class SqsEventConsumer:
                     )
                     await asyncio.sleep(pause)
         finally:
+            await self._cancel_helpers()
             if self._task is asyncio.current_task():
                 self._task = None
 
-    async def _receive(self, client: BaseClient) -> None:
+    def _add_helper(self, client: BaseClient) -> None:
+        """Start one more receive loop on ``client``, unless ``receivers`` loops already run."""
+        self._helpers.difference_update([helper for helper in self._helpers if helper.done()])
+        if 1 + len(self._helpers) >= self.receivers:
+            return
+        helper = asyncio.get_running_loop().create_task(
+            self._help(client), name=f"lyftlearn-sqs-consumer-{self.queue_url}-receiver"
+        )
+        self._helpers.add(helper)
+        helper.add_done_callback(self._helpers.discard)
+
+    async def _help(self, client: BaseClient) -> None:
+        """Receive while batches come back full and someone waits; the main loop handles failures."""
+        try:
+            while self._subscriptions and await self._receive(client):
+                pass
+        except Exception as error:
+            self.stats.receive_errors += 1
+            log.warning(
+                "An extra receive loop on %s failed (%s: %s); it ends.",
+                self.queue_url,
+                type(error).__name__,
+                error,
+            )
+
+    async def _join_helpers(self) -> None:
+        """Wait until the helpers end (after their receive in flight); cancel them if cancelled meanwhile."""
+        try:
+            while self._helpers:
+                await asyncio.wait(set(self._helpers))
+                self._helpers.difference_update([helper for helper in self._helpers if helper.done()])
+        except asyncio.CancelledError:
+            await self._cancel_helpers()
+            raise
+
+    async def _cancel_helpers(self) -> None:
+        helpers = set(self._helpers)
+        self._helpers.clear()
+        for helper in helpers:
+            helper.cancel()
+        if helpers:
+            await asyncio.gather(*helpers, return_exceptions=True)
+
+    async def _receive(self, client: BaseClient) -> bool:
+        """Receive one batch and act on it; return whether it was full (more is probably waiting)."""
         if self._release_limit is None:
             attributes = await client.get_queue_attributes(
                 QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"]
@@ -331,8 +397,11 @@ class SqsEventConsumer:
         )
         messages: list[dict[str, Any]] = response.get("Messages", [])
         actions = [(message, self._decide(message)) for message in messages]
-        await self._apply(client, [m for m, action in actions if action is Action.DELETE], Action.DELETE)
-        await self._apply(client, [m for m, action in actions if action is Action.RELEASE], Action.RELEASE)
+        await asyncio.gather(
+            self._apply(client, [m for m, action in actions if action is Action.DELETE], Action.DELETE),
+            self._apply(client, [m for m, action in actions if action is Action.RELEASE], Action.RELEASE),
+        )
+        return len(messages) >= MAX_MESSAGES
 
     def _decide(self, message: Mapping[str, Any]) -> Action:
         """Return what to do with one message, delivering its news first when someone here waits for it."""
@@ -361,9 +430,10 @@ class SqsEventConsumer:
             self.stats.foreign += 1
         elif held and newest is not None and newest.terminal:
             self.stats.delivered += 1
+            self._delivered.add(change.job_name)
             for subscription in list(self._subscriptions.get(change.job_name, ())):
                 subscription.resolve(terminal_payload(newest))
-        elif change.terminal and not held:
+        elif change.terminal and not held and change.job_name not in self._delivered:
             sent = attributes.get("SentTimestamp")
             age = self._clock() - int(sent) / 1000.0 if sent else 0.0
             if should_release(receive_count, age, limit=self._release_limit or 0, window=self.release_window):

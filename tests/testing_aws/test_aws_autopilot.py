@@ -34,7 +34,8 @@ def test_autopilot_moves_jobs_through_their_phases_with_random_training_times(aw
         assert job["FinalMetricDataList"][0]["Value"] == pytest.approx(0.88)
         training = next(t for t in job["SecondaryStatusTransitions"] if t["Status"] == "Training")
         training_times.append(training["EndTime"] - training["StartTime"])
-    assert all(0.15 <= seconds <= 1.5 for seconds in training_times)
+    # Drawn from 0.2-1.2 s; the upper slack absorbs a ticker thread delayed on a loaded machine.
+    assert all(0.15 <= seconds <= 3.0 for seconds in training_times)
     assert max(training_times) - min(training_times) > 0.2  # each job draws its own duration
 
 

@@ -422,3 +422,53 @@ async def test_a_terminal_event_received_by_another_process_reaches_the_holder(a
             other.kill()
             await other.wait()
         await consumer.aclose()
+
+
+async def test_later_terminal_events_of_a_delivered_job_are_deleted_not_released(aws):
+    # SageMaker sends several events per end; once this process delivered the job's end, the rest are
+    # nobody's news and must not bounce between triggerer processes.
+    summary = route()
+    consumer = make_consumer(summary["queue_url"])
+    create_job("ll-once-1")
+    try:
+        waiting = consumer.subscribe("ll-once-1")
+        aws.control.complete("ll-once-1")
+        payload = await asyncio.wait_for(waiting, DEADLINE)
+        assert payload["job_status"] == "Completed"
+        sqs = boto3.client("sqs")
+        keep_alive = consumer.subscribe("ll-other-1")  # keeps the consumer receiving
+        for _ in range(3):
+            sqs.send_message(
+                QueueUrl=summary["queue_url"], MessageBody=event_body("ll-once-1", "Completed", time.time())
+            )
+        await until(lambda: queue_depth(summary["queue_url"]) == 0, "the late copies to be deleted")
+        assert consumer.stats.released == 0
+        keep_alive.close()
+    finally:
+        await consumer.aclose()
+
+
+async def test_a_burst_is_received_by_several_loops_and_aclose_leaves_no_task(aws):
+    summary = route()
+    consumer = make_consumer(summary["queue_url"])
+    sqs = boto3.client("sqs")
+    names = [f"ll-burst-{index}" for index in range(40)]
+    try:
+        subscriptions = [consumer.subscribe(name) for name in names]
+        for start in range(0, len(names), 10):
+            sqs.send_message_batch(
+                QueueUrl=summary["queue_url"],
+                Entries=[
+                    {"Id": str(index), "MessageBody": event_body(name, "Completed", time.time())}
+                    for index, name in enumerate(names[start : start + 10])
+                ],
+            )
+        payloads = await asyncio.wait_for(asyncio.gather(*subscriptions), DEADLINE)
+        assert {p["job_name"] for p in payloads} == set(names)
+        assert consumer.stats.delivered == len(names)
+    finally:
+        await consumer.aclose()
+    leftovers = [
+        task for task in asyncio.all_tasks() if "sqs-consumer" in task.get_name() and not task.done()
+    ]
+    assert leftovers == []
