@@ -10,8 +10,6 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
 from lyftlearn_provider.retries import THROTTLING_CODES, backoff, error_code, is_not_found, is_transient
 from lyftlearn_provider.status import FAILED, is_terminal
@@ -191,7 +189,7 @@ class SharedJobWatcher:
                         if not is_transient(error):
                             raise
                         # Throttling, 5xx, connection resets: the jobs are unaffected; try the pass again.
-                        if isinstance(error, ClientError) and error_code(error) in THROTTLING_CODES:
+                        if hasattr(error, "response") and error_code(error) in THROTTLING_CODES:
                             self.budget.penalize()
                         failures += 1
                         await asyncio.sleep(backoff(min(self._interval(), 1.0), failures))
@@ -245,6 +243,9 @@ class SharedJobWatcher:
         self._cursor = started
 
     async def _describe(self, client: BaseClient, job_name: str) -> None:
+        # Imported here: this package is the triggerer's, but keep botocore off any import-time path.
+        from botocore.exceptions import ClientError
+
         await self.budget.acquire()
         try:
             description = await client.describe_training_job(TrainingJobName=job_name)
