@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.amazon.aws.hooks.ecr import EcrHook
@@ -31,6 +31,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from lyftlearn_provider.exceptions import InvalidSpecError, LyftLearnError
+from lyftlearn_provider.hooks.base import PatientHookMixin
 from lyftlearn_provider.images import (
     MANIFEST_MEDIA_TYPES,
     SOCI_INDEX_V1,
@@ -56,12 +57,9 @@ from lyftlearn_provider.images import (
     soci_v2_links,
 )
 from lyftlearn_provider.retries import (
-    DEFAULT_BOTOCORE_RETRIES,
     DEFAULT_PATIENCE_SECONDS,
     THROTTLING_CODES,
-    call_patiently,
     error_code,
-    is_transient,
 )
 
 if TYPE_CHECKING:
@@ -109,7 +107,7 @@ def _throttled_or_disconnected(error: BaseException) -> bool:
     return isinstance(error, ClientError) and error_code(error) in THROTTLING_CODES
 
 
-class EcrImageHook(EcrHook):
+class EcrImageHook(PatientHookMixin, EcrHook):
     """
     Resolve image references in Amazon ECR to digests and find their SOCI indexes.
 
@@ -134,28 +132,12 @@ class EcrImageHook(EcrHook):
         scan_fetch_limit: int = DEFAULT_SCAN_FETCH_LIMIT,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.patience = patience
-        self.retry_delay = retry_delay
+        super().__init__(patience=patience, retry_delay=retry_delay, **kwargs)
         self.scan_limit = scan_limit
         self.scan_fetch_limit = scan_fetch_limit
         self._clients: dict[tuple[str, bool], BaseClient] = {}
         # Regions whose ListImageReferrers failed once: not asked again by this hook.
         self._no_referrers_api: set[str] = set()
-
-    @property
-    def config(self) -> Config:
-        """Return the botocore config, with retries on by default."""
-        config = super().config
-        if config.retries is None:
-            config = config.merge(Config(retries=DEFAULT_BOTOCORE_RETRIES))
-        return config
-
-    def patiently(self, call: Callable[[], T], retry_if: Callable[[BaseException], bool] = is_transient) -> T:
-        """Return ``call()``, retrying failures that ``retry_if`` accepts for up to ``patience`` seconds."""
-        return call_patiently(
-            call, patience=self.patience, retry_delay=self.retry_delay, log=self.log, retry_if=retry_if
-        )
 
     def client_for(self, region: str, *, botocore_retries: bool = True) -> BaseClient:
         """Return an ECR client for ``region`` (cached); without botocore's own retries if asked."""

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from functools import cached_property
 from typing import Any, TypeVar
 
 from airflow.providers.amazon.aws.hooks.eventbridge import EventBridgeHook
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from lyftlearn_provider.events_setup import (
@@ -25,11 +23,9 @@ from lyftlearn_provider.events_setup import (
     rule_pattern,
     validate_queue_settings,
 )
+from lyftlearn_provider.hooks.base import PatientHookMixin
 from lyftlearn_provider.naming import DEFAULT_PREFIX
 from lyftlearn_provider.retries import (
-    DEFAULT_BOTOCORE_RETRIES,
-    DEFAULT_PATIENCE_SECONDS,
-    call_patiently,
     error_code,
 )
 
@@ -42,7 +38,7 @@ _BODY_CHANGING_TARGET_FIELDS = ("Input", "InputPath", "InputTransformer")
 RULE_DESCRIPTION = "SageMaker training-job state changes for LyftLearn trackers (managed by EventRouteHook)"
 
 
-class EventRouteHook(SqsHook):
+class EventRouteHook(PatientHookMixin, SqsHook):
     """
     Set up the route that brings SageMaker training-job state changes to an SQS queue, idempotently.
 
@@ -55,35 +51,12 @@ class EventRouteHook(SqsHook):
     :param retry_delay: base delay of that back-off (doubled per failure, jittered).
     """
 
-    def __init__(
-        self,
-        *args: Any,
-        patience: float = DEFAULT_PATIENCE_SECONDS,
-        retry_delay: float = 1.0,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.patience = patience
-        self.retry_delay = retry_delay
-
-    @property
-    def config(self) -> Config:
-        """Return the botocore config, with retries on by default."""
-        config = super().config
-        if config.retries is None:
-            config = config.merge(Config(retries=DEFAULT_BOTOCORE_RETRIES))
-        return config
-
     @cached_property
     def events_hook(self) -> EventBridgeHook:
         """Return an EventBridge hook on the same connection, region and client config."""
         return EventBridgeHook(
             aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify, config=self.config
         )
-
-    def patiently(self, call: Callable[[], T]) -> T:
-        """Return ``call()``, retrying transient AWS failures with back-off for up to ``patience`` seconds."""
-        return call_patiently(call, patience=self.patience, retry_delay=self.retry_delay, log=self.log)
 
     def ensure_route(
         self,

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from lyftlearn_provider.hooks.base import PatientHookMixin
 from lyftlearn_provider.naming import MAX_ATTEMPTS, attempt_job_name
 from lyftlearn_provider.retries import (
-    DEFAULT_BOTOCORE_RETRIES,
-    DEFAULT_PATIENCE_SECONDS,
-    call_patiently,
     error_code,
     is_not_found,
 )
@@ -26,7 +23,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class SageMakerTrainingHook(SageMakerHook):
+class SageMakerTrainingHook(PatientHookMixin, SageMakerHook):
     """
     Interact with SageMaker training jobs through the amazon provider's ``SageMakerHook``.
 
@@ -40,29 +37,6 @@ class SageMakerTrainingHook(SageMakerHook):
     :param patience: seconds a synchronous call keeps retrying transient failures.
     :param retry_delay: base delay of that back-off (doubled per failure, jittered).
     """
-
-    def __init__(
-        self,
-        *args: Any,
-        patience: float = DEFAULT_PATIENCE_SECONDS,
-        retry_delay: float = 1.0,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self.patience = patience
-        self.retry_delay = retry_delay
-
-    def patiently(self, call: Callable[[], T]) -> T:
-        """Return ``call()``, retrying transient AWS failures with back-off for up to ``patience`` seconds."""
-        return call_patiently(call, patience=self.patience, retry_delay=self.retry_delay, log=self.log)
-
-    @property
-    def config(self) -> Config:
-        """Return the botocore config, with retries on by default."""
-        config = super().config
-        if config.retries is None:
-            config = config.merge(Config(retries=DEFAULT_BOTOCORE_RETRIES))
-        return config
 
     def describe_job(self, name: str) -> dict[str, Any] | None:
         """Return the job's description, or None when no job has this name."""
