@@ -26,6 +26,7 @@ from lyftlearn_provider.testing.aws.calls import Call, CallLog
 from lyftlearn_provider.testing.aws.control_api import ControlApi
 from lyftlearn_provider.testing.aws.events import EventLog
 from lyftlearn_provider.testing.aws.faults import Fault, FaultInjector, error_response
+from lyftlearn_provider.testing.aws.speedups import apply as apply_speedups
 from lyftlearn_provider.testing.aws.training_jobs import (
     DEFAULT_STOP_DELAY,
     AwsError,
@@ -145,6 +146,7 @@ class EmulatorApp:
 
     def __init__(self, region: str = "us-east-1") -> None:
         self.region = region
+        apply_speedups()
         self.events = EventLog()
         self.store = TrainingJobStore(self.events.publish)
         self.autopilot = Autopilot(self.store)
