@@ -21,6 +21,7 @@ from typing import Any
 
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.naming import DEFAULT_PREFIX, validate_prefix
+from lyftlearn_provider.status import TERMINAL_STATES
 
 EVENT_SOURCE = "aws.sagemaker"
 EVENT_DETAIL_TYPE = "SageMaker Training Job State Change"
@@ -111,12 +112,22 @@ def validate_queue_settings(
 
 
 def rule_pattern(prefix: str) -> dict[str, Any]:
-    """Return the rule's event pattern: state changes of SageMaker training jobs named ``<prefix>-…``."""
+    """
+    Return the rule's event pattern: terminal state changes of SageMaker training jobs named ``<prefix>-…``.
+
+    Only ``Completed``, ``Failed`` and ``Stopped`` are forwarded: the trackers wait for a job's end and
+    nothing else, while SageMaker sends an event for every secondary status too (Starting, Downloading,
+    Training, Uploading, …), about six per job. Filtering at the rule keeps those off the queue: fewer
+    messages to receive, pay for and de-duplicate, and a queue that stays short when many jobs end.
+    """
     validate_prefix(prefix, field="prefix")
     return {
         "source": [EVENT_SOURCE],
         "detail-type": [EVENT_DETAIL_TYPE],
-        "detail": {"TrainingJobName": [{"prefix": f"{prefix}-"}]},
+        "detail": {
+            "TrainingJobName": [{"prefix": f"{prefix}-"}],
+            "TrainingJobStatus": sorted(TERMINAL_STATES),
+        },
     }
 
 

@@ -1,14 +1,18 @@
-"""Shared test helpers: a spec, and a task-instance stand-in for calling operators directly."""
+"""Shared test helpers: a spec, a SageMaker state-change event, and a task-instance stand-in."""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from lyftlearn_provider.runtime import ResourceProfile, RuntimeSpec
 
 T0 = dt.datetime(2026, 11, 28, 15, 0, tzinfo=dt.timezone.utc)
+ACCOUNT, REGION = "123456789012", "us-east-1"
 
 
 def make_spec(**overrides: Any) -> RuntimeSpec:
@@ -22,6 +26,35 @@ def make_spec(**overrides: Any) -> RuntimeSpec:
     }
     values.update(overrides)
     return RuntimeSpec(**values)
+
+
+def event_body(
+    name: str, status: str, at: float, *, reason: str | None = None, event_id: str | None = None
+) -> str:
+    """Return the SQS body EventBridge delivers for a "SageMaker Training Job State Change" event."""
+    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}"
+    detail: dict[str, Any] = {
+        "TrainingJobName": name,
+        "TrainingJobArn": arn,
+        "TrainingJobStatus": status,
+        "SecondaryStatus": status,
+        "LastModifiedTime": int(at * 1000),
+    }
+    if reason:
+        detail["FailureReason"] = reason
+    return json.dumps(
+        {
+            "version": "0",
+            "id": event_id or str(uuid.uuid4()),
+            "detail-type": "SageMaker Training Job State Change",
+            "source": "aws.sagemaker",
+            "account": ACCOUNT,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
+            "region": REGION,
+            "resources": [arn],
+            "detail": detail,
+        }
+    )
 
 
 @dataclass

@@ -51,11 +51,14 @@ def hook() -> EventRouteHook:
 
 
 # ---------------------------------------------------------------------------- pure documents
-def test_rule_pattern_matches_state_changes_of_prefixed_jobs_only():
+def test_rule_pattern_matches_terminal_state_changes_of_prefixed_jobs_only():
     assert rule_pattern("ll") == {
         "source": ["aws.sagemaker"],
         "detail-type": ["SageMaker Training Job State Change"],
-        "detail": {"TrainingJobName": [{"prefix": "ll-"}]},
+        "detail": {
+            "TrainingJobName": [{"prefix": "ll-"}],
+            "TrainingJobStatus": ["Completed", "Failed", "Stopped"],
+        },
     }
 
 
@@ -215,18 +218,31 @@ def test_drifted_policy_pattern_attributes_and_target_are_repaired(aws):
     assert hook().ensure_route("ll")["changed"] == []
 
 
-def test_route_delivers_state_changes_of_prefixed_jobs_only(aws):
+def test_route_delivers_terminal_state_changes_of_prefixed_jobs_only(aws):
     summary = hook().ensure_route("ll")
     sagemaker, sqs = boto3.client("sagemaker"), boto3.client("sqs")
-    for name in ("ll-fraud-train-1", "other-fraud-train-1", "llama-train-1"):
+    for name in ("ll-ok-1", "ll-bad-1", "ll-stop-1", "other-ok-1", "llama-ok-1"):
         request = render_training_job(make_spec(), job_name=name, max_runtime_seconds=3600).request
         sagemaker.create_training_job(**request)
-        aws.control.complete(name)
+        aws.control.advance(name, "Training")
+        if "stop" in name:
+            aws.control.stop(name)
+            aws.control.wait_for_status(name, "Stopped")
+        elif "bad" in name:
+            aws.control.fail(name, "AlgorithmError: boom")
+        else:
+            aws.control.complete(name)
 
     delivered = drain(sqs, summary["queue_url"])
+    emitted = aws.control.events()
 
-    assert {event["detail"]["TrainingJobName"] for event in delivered} == {"ll-fraud-train-1"}
-    assert {event["detail"]["TrainingJobStatus"] for event in delivered} >= {"InProgress", "Completed"}
+    # Every job emitted its progress (InProgress, Stopping) too; the rule forwards only our jobs' ends.
+    assert {e["detail"]["TrainingJobStatus"] for e in emitted} >= {"InProgress", "Stopping", "Completed"}
+    assert {(e["detail"]["TrainingJobName"], e["detail"]["TrainingJobStatus"]) for e in delivered} == {
+        ("ll-ok-1", "Completed"),
+        ("ll-bad-1", "Failed"),
+        ("ll-stop-1", "Stopped"),
+    }
     assert all(event["detail-type"] == "SageMaker Training Job State Change" for event in delivered)
     assert all(event["source"] == "aws.sagemaker" for event in delivered)
 

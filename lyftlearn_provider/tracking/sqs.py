@@ -7,7 +7,10 @@ Training Job State Change" of jobs named ``<prefix>-…`` on it, at least once, 
 order. One background task per (connection, region, queue URL) and event loop long-polls it
 (``WaitTimeSeconds`` 20, ten messages a call); while batches come back full it starts extra receive
 loops on its client, up to ``receivers`` (4) in all, each of which ends at its first batch that is not
-full, so a drained queue has one long poll again. For each message the consumer decides:
+full, so a drained queue has one long poll again. A long poll returns as soon as one message is there,
+so while events trickle in (a batch neither empty nor full) the consumer waits ``batch_window`` seconds
+(0.5) before its next receive: the trickle collects into fuller batches — fewer receives and deletes —
+for at most that much more notice latency. For each message the consumer decides:
 
 - **malformed** (not JSON, not a SageMaker training-job state change, fields missing): logged and
   left alone, neither deleted nor released, so that after the queue's ``maxReceiveCount`` receives
@@ -19,6 +22,9 @@ full, so a drained queue has one long poll again. For each message the consumer 
   - **foreign** (a job name without our prefix): deleted;
   - **a job held here** whose newest known state is terminal: every subscriber of the job resolves
     with that state; deleted;
+  - **terminal, of a job whose end this process already knows** (it delivered it, or the shared
+    watcher's reconciliation found it first — see :meth:`SqsEventConsumer.mark_settled`): deleted;
+    SageMaker sends several terminal events per end, and they are nobody's news;
   - **terminal, but not held here**: *released* or deleted (below);
   - anything else (progress, or a stale event the guard rejected): deleted.
 
@@ -90,6 +96,8 @@ log = logging.getLogger(__name__)
 MAX_MESSAGES = 10
 #: Receive loops at most per consumer while batches come back full (one when the queue is drained).
 DEFAULT_RECEIVERS = 4
+#: Seconds to wait before the next receive after a batch that was neither empty nor full.
+DEFAULT_BATCH_WINDOW_SECONDS = 0.5
 #: Seconds a released message stays invisible: long enough not to come straight back to us.
 DEFAULT_RELEASE_DELAY_SECONDS = 2
 #: Releases allowed per message, before the queue's ``maxReceiveCount`` lowers it further.
@@ -142,6 +150,8 @@ class ConsumerStats:
     """What a consumer has done since it was created, message by message."""
 
     received: int = 0
+    #: Receives that returned messages (``received / batches`` is the mean batch size).
+    batches: int = 0
     malformed: int = 0
     duplicates: int = 0
     foreign: int = 0
@@ -153,6 +163,8 @@ class ConsumerStats:
     released: int = 0
     #: Terminal events nobody here held, deleted past the release bounds (reconciliation's turn).
     unclaimed: int = 0
+    #: Terminal events of jobs whose end this process already knew (delivered or reconciled), deleted.
+    settled: int = 0
     receive_errors: int = 0
     #: Deletes and releases SQS did not carry out.
     action_errors: int = 0
@@ -200,6 +212,8 @@ class SqsEventConsumer:
     :param release_window: seconds after being sent that a message may still be released.
     :param retry_delay: base of the back-off after a failed receive.
     :param receivers: receive loops at most; extra loops run while batches come back full.
+    :param batch_window: seconds to wait after a batch neither empty nor full, so that events arriving
+        one by one are received (and deleted) ten at a time; 0 receives again at once.
     """
 
     def __init__(
@@ -217,6 +231,7 @@ class SqsEventConsumer:
         release_window: float = DEFAULT_RELEASE_WINDOW_SECONDS,
         retry_delay: float = 1.0,
         receivers: int = DEFAULT_RECEIVERS,
+        batch_window: float = DEFAULT_BATCH_WINDOW_SECONDS,
         memory: int = DEFAULT_MEMORY,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -232,12 +247,13 @@ class SqsEventConsumer:
         self.release_window = release_window
         self.retry_delay = retry_delay
         self.receivers = max(1, receivers)
+        self.batch_window = max(0.0, batch_window)
         self.stats = ConsumerStats()
         self._clock = clock
         self._ledger = JobLedger(memory)
         self._seen = SeenEvents(memory)
-        # Jobs whose end this process already delivered: their later terminal events (SageMaker sends
-        # several) are nobody's news, so they are deleted rather than released to other processes.
+        # Jobs whose end this process already knows (delivered or reconciled): their later terminal
+        # events (SageMaker sends several) are nobody's news, deleted rather than released to others.
         self._delivered = SeenEvents(memory)
         self._subscriptions: dict[str, set[EventSubscription]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -274,6 +290,15 @@ class SqsEventConsumer:
             )
         return subscription
 
+    def mark_settled(self, job_name: str) -> None:
+        """
+        Record that this process learned of the job's end another way (reconciliation).
+
+        Its terminal events, when they come, are then deleted as old news instead of being released for
+        another process that might hold the job.
+        """
+        self._delivered.add(job_name)
+
     def unsubscribe(self, subscription: EventSubscription) -> None:
         """Forget ``subscription``; the task ends after its receive in flight once nobody is left."""
         subscriptions = self._subscriptions.get(subscription.job_name)
@@ -308,10 +333,13 @@ class SqsEventConsumer:
                     async with await self._hook().get_async_conn() as client:
                         try:
                             while self._subscriptions:
-                                full = await self._receive(client)
+                                received = await self._receive(client)
                                 failures = 0
-                                if full:
+                                if received >= MAX_MESSAGES:
                                     self._add_helper(client)
+                                elif received and self.batch_window and self._subscriptions:
+                                    # A trickle: let it collect into a fuller batch.
+                                    await asyncio.sleep(self.batch_window)
                         except asyncio.CancelledError:
                             await self._cancel_helpers()
                             raise
@@ -351,7 +379,7 @@ class SqsEventConsumer:
     async def _help(self, client: BaseClient) -> None:
         """Receive while batches come back full and someone waits; the main loop handles failures."""
         try:
-            while self._subscriptions and await self._receive(client):
+            while self._subscriptions and await self._receive(client) >= MAX_MESSAGES:
                 pass
         except Exception as error:
             self.stats.receive_errors += 1
@@ -380,8 +408,8 @@ class SqsEventConsumer:
         if helpers:
             await asyncio.gather(*helpers, return_exceptions=True)
 
-    async def _receive(self, client: BaseClient) -> bool:
-        """Receive one batch and act on it; return whether it was full (more is probably waiting)."""
+    async def _receive(self, client: BaseClient) -> int:
+        """Receive one batch and act on it; return its size (a full batch: more is probably waiting)."""
         if self._release_limit is None:
             attributes = await client.get_queue_attributes(
                 QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"]
@@ -396,12 +424,14 @@ class SqsEventConsumer:
             MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
         )
         messages: list[dict[str, Any]] = response.get("Messages", [])
+        if messages:
+            self.stats.batches += 1
         actions = [(message, self._decide(message)) for message in messages]
         await asyncio.gather(
             self._apply(client, [m for m, action in actions if action is Action.DELETE], Action.DELETE),
             self._apply(client, [m for m, action in actions if action is Action.RELEASE], Action.RELEASE),
         )
-        return len(messages) >= MAX_MESSAGES
+        return len(messages)
 
     def _decide(self, message: Mapping[str, Any]) -> Action:
         """Return what to do with one message, delivering its news first when someone here waits for it."""
@@ -433,7 +463,9 @@ class SqsEventConsumer:
             self._delivered.add(change.job_name)
             for subscription in list(self._subscriptions.get(change.job_name, ())):
                 subscription.resolve(terminal_payload(newest))
-        elif change.terminal and not held and change.job_name not in self._delivered:
+        elif change.terminal and not held and change.job_name in self._delivered:
+            self.stats.settled += 1
+        elif change.terminal and not held:
             sent = attributes.get("SentTimestamp")
             age = self._clock() - int(sent) / 1000.0 if sent else 0.0
             if should_release(receive_count, age, limit=self._release_limit or 0, window=self.release_window):

@@ -140,7 +140,7 @@ class TrainingJobTrigger(BaseTrigger):
             botocore_config=self.botocore_config,
         )
         # With events, the watcher is the reconciliation: whichever learns of the end first wins.
-        event_subscription = (
+        consumer = (
             sqs_consumer(
                 str(self.queue_url),
                 prefix=str(self.job_name_prefix),
@@ -148,10 +148,11 @@ class TrainingJobTrigger(BaseTrigger):
                 region_name=self.region_name,
                 verify=self.verify,
                 botocore_config=self.botocore_config,
-            ).subscribe(self.job_name)
+            )
             if self.source == "events"
             else None
         )
+        event_subscription = consumer.subscribe(self.job_name) if consumer is not None else None
         waiting: set[asyncio.Future[Any]] = {subscription.outcome}
         if event_subscription is not None:
             waiting.add(event_subscription.outcome)
@@ -179,6 +180,9 @@ class TrainingJobTrigger(BaseTrigger):
             yield self._event(TrainingEventStatus.TIMEOUT, message="the task's deadline passed")
             return
         outcome = subscription.outcome.result()
+        if consumer is not None and outcome.job_status is not None:
+            # Reconciliation won: the job's own terminal events, arriving later, are old news here.
+            consumer.mark_settled(self.job_name)
         if outcome.error is not None:
             yield self._event(TrainingEventStatus.ERROR, message=outcome.error)
         else:

@@ -30,7 +30,7 @@ from lyftlearn_provider.status import is_terminal
 from lyftlearn_provider.testing.aws import ControlError
 from lyftlearn_provider.tracking.sqs import sqs_consumer
 from lyftlearn_provider.triggers.training import TrainingJobTrigger
-from tests.helpers import make_spec
+from tests.helpers import event_body, make_spec
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TRIGGERER = pathlib.Path(__file__).with_name("triggerer_process.py")
@@ -249,29 +249,6 @@ R3_GROUPS = {
 }
 
 
-def event_body(name: str, status: str, at: float, *, event_id: str | None = None) -> str:
-    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}"
-    return json.dumps(
-        {
-            "version": "0",
-            "id": event_id or str(uuid.uuid4()),
-            "detail-type": "SageMaker Training Job State Change",
-            "source": "aws.sagemaker",
-            "account": ACCOUNT,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
-            "region": REGION,
-            "resources": [arn],
-            "detail": {
-                "TrainingJobName": name,
-                "TrainingJobArn": arn,
-                "TrainingJobStatus": status,
-                "SecondaryStatus": status,
-                "LastModifiedTime": int(at * 1000),
-            },
-        }
-    )
-
-
 def throttled_calls(aws) -> int:
     return sum(1 for call in aws.control.calls(service="sagemaker") if call.get("fault"))
 
@@ -300,10 +277,12 @@ async def test_r3_r4_event_faults_end_every_trigger_once_in_the_true_state(aws):
     tasks = {name: asyncio.ensure_future(all_events(trigger(name, "events", queue_url))) for name in names}
     await asyncio.sleep(0)
     consumer = sqs_consumer(queue_url, prefix="ll")
+    # The rule forwards only ends, so the consumer's first long poll waits on an empty queue: wait for
+    # every trigger to subscribe, and for the watcher's first pass to confirm every job.
     await asyncio.wait_for(
-        until(lambda: aws.control.calls(service="sqs", action="ReceiveMessage"), "the first receive"), 20
+        until(lambda: consumer.job_names == frozenset(names) and consumer.running, "the subscriptions"), 20
     )
-    await asyncio.sleep(0.5)  # the watcher's first pass has confirmed every job
+    await asyncio.sleep(0.5)
 
     # Delivered, duplicated, reordered; malformed and foreign messages on the queue meanwhile.
     for index, name in enumerate(groups["delivered"]):

@@ -7,7 +7,6 @@ import os
 import pathlib
 import sys
 import time
-import uuid
 
 import boto3
 import pytest
@@ -29,40 +28,12 @@ from lyftlearn_provider.tracking.sqs import (
     should_release,
     sqs_consumer,
 )
-from tests.helpers import make_spec
+from tests.helpers import event_body, make_spec
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ACCOUNT, REGION = "123456789012", "us-east-1"
 #: Every async test finishes well within this.
 DEADLINE = 45.0
-
-
-def event_body(
-    name: str, status: str, at: float, *, reason: str | None = None, event_id: str | None = None
-) -> str:
-    arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:training-job/{name}"
-    detail = {
-        "TrainingJobName": name,
-        "TrainingJobArn": arn,
-        "TrainingJobStatus": status,
-        "SecondaryStatus": status,
-        "LastModifiedTime": int(at * 1000),
-    }
-    if reason:
-        detail["FailureReason"] = reason
-    return json.dumps(
-        {
-            "version": "0",
-            "id": event_id or str(uuid.uuid4()),
-            "detail-type": "SageMaker Training Job State Change",
-            "source": "aws.sagemaker",
-            "account": ACCOUNT,
-            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at)),
-            "region": REGION,
-            "resources": [arn],
-            "detail": detail,
-        }
-    )
 
 
 # ---------------------------------------------------------------------------- pure rules
@@ -160,9 +131,13 @@ def true_status(name: str) -> str:
     return boto3.client("sagemaker").describe_training_job(TrainingJobName=name)["TrainingJobStatus"]
 
 
-def make_consumer(queue_url: str) -> SqsEventConsumer:
+def make_consumer(queue_url: str, **settings) -> SqsEventConsumer:
     return SqsEventConsumer(
-        "aws_default", None, queue_url, prefix="ll", wait_time_seconds=1, release_delay=1, retry_delay=0.05
+        "aws_default",
+        None,
+        queue_url,
+        prefix="ll",
+        **{"wait_time_seconds": 1, "release_delay": 1, "retry_delay": 0.05, **settings},
     )
 
 
@@ -442,7 +417,7 @@ async def test_later_terminal_events_of_a_delivered_job_are_deleted_not_released
                 QueueUrl=summary["queue_url"], MessageBody=event_body("ll-once-1", "Completed", time.time())
             )
         await until(lambda: queue_depth(summary["queue_url"]) == 0, "the late copies to be deleted")
-        assert consumer.stats.released == 0
+        assert (consumer.stats.released, consumer.stats.settled) == (0, 3)
         keep_alive.close()
     finally:
         await consumer.aclose()
@@ -472,3 +447,36 @@ async def test_a_burst_is_received_by_several_loops_and_aclose_leaves_no_task(aw
         task for task in asyncio.all_tasks() if "sqs-consumer" in task.get_name() and not task.done()
     ]
     assert leftovers == []
+
+
+@pytest.mark.parametrize("window", [0.0, 1.0])
+async def test_a_trickle_of_events_collects_into_batches_within_the_window(aws, window):
+    # A long poll returns at the first message; the window makes the next receive wait for the trickle.
+    summary = route()
+    consumer = make_consumer(summary["queue_url"], batch_window=window, wait_time_seconds=5)
+    sqs = boto3.client("sqs")
+    names = [f"ll-trickle-{index}" for index in range(12)]
+    try:
+        subscriptions = {name: consumer.subscribe(name) for name in names}
+        delays = []
+        for name in names:
+            sent = time.monotonic()
+            sqs.send_message(
+                QueueUrl=summary["queue_url"], MessageBody=event_body(name, "Completed", time.time())
+            )
+            subscriptions[name].outcome.add_done_callback(
+                lambda _, sent=sent: delays.append(time.monotonic() - sent)
+            )
+            await asyncio.sleep(0.1)
+        await asyncio.wait_for(asyncio.gather(*subscriptions.values()), DEADLINE)
+        stats = consumer.stats
+        assert stats.delivered == len(names)
+        if window:
+            # 12 messages over 1.2 s: the first wakes the poll, the window gathers most of the rest.
+            assert stats.batches <= 4, stats.as_dict()
+            assert max(delays) < window + 1.0, delays
+        else:
+            assert stats.batches >= 5, stats.as_dict()
+        print(f"\nwindow {window:g} s: {stats.batches} batches, worst notice {max(delays):.2f} s")
+    finally:
+        await consumer.aclose()

@@ -10,8 +10,9 @@ import pytest
 
 from lyftlearn_provider.hooks.events import EventRouteHook
 from lyftlearn_provider.runtime import render_training_job
+from lyftlearn_provider.tracking.sqs import sqs_consumer
 from lyftlearn_provider.triggers.training import TrainingJobTrigger
-from tests.helpers import make_spec
+from tests.helpers import event_body, make_spec
 
 FEW_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 2}}
 
@@ -65,6 +66,33 @@ async def test_lost_event_is_reconciled_within_the_interval(aws, queue_url):
     payload, _ = await waiting
     assert (payload["status"], payload["job_status"]) == ("terminal", "Completed")
     assert time.monotonic() - ended < 1.0 + 3.0  # interval + overlap of the budget and one pass
+
+
+async def test_late_events_of_a_reconciled_job_are_old_news_not_released(aws, queue_url):
+    # The watcher found the end first (events were late); when the job's own terminal event arrives, this
+    # process knows the job ended and deletes it, instead of releasing it to other triggerer processes.
+    create_job("ll-events-late")
+    aws.control.settings(publish_events=False)
+    waiting = asyncio.ensure_future(first_event(trigger("ll-events-late", queue_url, 1.0), timeout=30))
+    await asyncio.sleep(0.5)
+    aws.control.complete("ll-events-late")
+    payload, _ = await waiting
+    assert payload["job_status"] == "Completed"
+
+    consumer = sqs_consumer(queue_url, prefix="ll")
+    keep_alive = consumer.subscribe("ll-events-other")  # keeps the consumer receiving
+    try:
+        boto3.client("sqs").send_message(
+            QueueUrl=queue_url, MessageBody=event_body("ll-events-late", "Completed", time.time())
+        )
+        deadline = time.monotonic() + 20
+        while consumer.stats.received == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert consumer.stats.received == 1
+        assert (consumer.stats.released, consumer.stats.settled) == (0, 1)
+    finally:
+        keep_alive.close()
+        await consumer.aclose()
 
 
 def test_events_source_needs_its_queue():
