@@ -50,4 +50,38 @@ def get_provider_info() -> dict[str, Any]:
             "lyftlearn_provider.links.sagemaker.TrainingJobLink",
             "lyftlearn_provider.links.sagemaker.TrainingJobLogsLink",
         ],
+        "config": {
+            "lyftlearn": {
+                "description": "Settings of the LyftLearn provider's training operators and triggers.",
+                "options": {
+                    "poll_interval": {
+                        "description": "Default seconds between two looks at a training job (jittered). "
+                        "With tracking='shared' the longest the shared watcher goes between two "
+                        "looks; with tracking='events' the reconciliation interval.\n",
+                        "type": "float",
+                        "version_added": "0.1.0",
+                        "example": "30",
+                        "default": "30",
+                    },
+                    "api_calls_per_second": {
+                        "description": "SageMaker calls per second that every training trigger of one "
+                        "triggerer process may make together, per AWS connection and region (a token "
+                        "bucket that halves its rate while SageMaker throttles). SageMaker's control-plane "
+                        "limits are per account and not adjustable: keep the sum over triggerer processes "
+                        "below them.\n",
+                        "type": "float",
+                        "version_added": "0.1.0",
+                        "example": "10",
+                        "default": "10",
+                    },
+                    "api_burst": {
+                        "description": "Calls the per-process budget allows at once after a quiet spell.\n",
+                        "type": "float",
+                        "version_added": "0.1.0",
+                        "example": "20",
+                        "default": "20",
+                    },
+                },
+            }
+        },
     }

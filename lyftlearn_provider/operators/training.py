@@ -124,7 +124,7 @@ class TrainModelOperator(BaseOperator):
         pod before the program starts, as SageMaker does (``backend="kubernetes"``, specs with inputs).
     """
 
-    template_fields: Sequence[str] = ("spec", "tags")
+    template_fields: Sequence[str] = ("spec", "tags", "events_queue_url")
     template_fields_renderers = {"tags": "json"}
     operator_extra_links = (TrainingJobLink(), TrainingJobLogsLink())
     ui_color = "#ffd9b3"
@@ -214,6 +214,8 @@ class TrainModelOperator(BaseOperator):
                 "tracking='events' needs the SQS queue the EventBridge rule feeds",
                 "Pass the queue URL SetupTrainingEventsOperator returns (queue_url).",
             )
+        if tracking == "events" and "{{" not in str(events_queue_url):
+            _check_queue_url(events_queue_url)
         self.tracking = tracking
         self.events_queue_url = events_queue_url
         self.kubernetes_conn_id = kubernetes_conn_id
@@ -261,6 +263,8 @@ class TrainModelOperator(BaseOperator):
     # ------------------------------------------------------------------ lifecycle
     def execute(self, context: Context) -> dict[str, Any]:
         """Find or create the run's training job, then wait for it here or in the triggerer."""
+        if self.tracking == "events":
+            _check_queue_url(self.events_queue_url)  # as rendered
         base = self._base_job_name(context)
         if self.backend == TrainingBackend.KUBERNETES:
             return self._run_pod(context, base, event=None)
@@ -625,3 +629,17 @@ class TrainModelOperator(BaseOperator):
                 running,
                 self.spec.image,
             )
+
+
+_QUEUE_URL = re.compile(r"^https?://[^/\s]+/\d{12}/[A-Za-z0-9_-]{1,80}$")
+
+
+def _check_queue_url(value: Any) -> None:
+    if not isinstance(value, str) or not _QUEUE_URL.match(value):
+        raise InvalidSpecError(
+            "events_queue_url",
+            f"{value!r} is not an SQS queue URL",
+            "Pass the queue_url SetupTrainingEventsOperator returns, e.g. "
+            "https://sqs.us-east-1.amazonaws.com/123456789012/ll-training-events (templated: "
+            "'{{ var.value.lyftlearn_events_queue_url }}').",
+        )

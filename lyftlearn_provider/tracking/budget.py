@@ -112,10 +112,28 @@ _BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[BudgetKey, T
 )
 
 
+def configured_budget() -> tuple[float, float]:
+    """Return ``[lyftlearn] api_calls_per_second`` and ``api_burst``, the defaults when unset or invalid."""
+    from airflow.configuration import conf
+
+    rate = conf.getfloat("lyftlearn", "api_calls_per_second", fallback=DEFAULT_RATE)
+    burst = conf.getfloat("lyftlearn", "api_burst", fallback=DEFAULT_BURST)
+    if rate <= 0 or burst < 1:
+        raise ValueError(
+            f"[lyftlearn] api_calls_per_second={rate} / api_burst={burst} cannot make a budget; "
+            "set api_calls_per_second > 0 and api_burst >= 1."
+        )
+    return rate, burst
+
+
 def process_budget(aws_conn_id: str | None, region_name: str | None) -> TokenBucket:
-    """Return this process's budget for one AWS connection and region, creating it on the running loop."""
+    """
+    Return this process's budget for one AWS connection and region, creating it on the running loop.
+
+    Its rate and burst come from ``[lyftlearn] api_calls_per_second`` and ``api_burst`` when created.
+    """
     budgets = _BUDGETS.setdefault(asyncio.get_running_loop(), {})
     key = (aws_conn_id, region_name)
     if key not in budgets:
-        budgets[key] = TokenBucket(DEFAULT_RATE, DEFAULT_BURST)
+        budgets[key] = TokenBucket(*configured_budget())
     return budgets[key]

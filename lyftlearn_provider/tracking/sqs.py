@@ -5,12 +5,15 @@ This is the ``events`` source: it fans terminal states out to the triggers waiti
 The queue is the one ``EventRouteHook.ensure_route`` sets up: EventBridge puts every "SageMaker
 Training Job State Change" of jobs named ``<prefix>-…`` on it, at least once, in no particular
 order. One background task per (connection, region, queue URL) and event loop long-polls it
-(``WaitTimeSeconds`` 20, ten messages a call); while batches come back full it starts extra receive
-loops on its client, up to ``receivers`` (4) in all, each of which ends at its first batch that is not
-full, so a drained queue has one long poll again. A long poll returns as soon as one message is there,
-so while events trickle in (a batch neither empty nor full) the consumer waits ``batch_window`` seconds
-(0.5) before its next receive: the trickle collects into fuller batches — fewer receives and deletes —
-for at most that much more notice latency. For each message the consumer decides:
+(``WaitTimeSeconds`` 20, ten messages a call). A backlog — ``BACKLOG_BATCHES`` (3) full batches in a
+row, e.g. after an outage — starts extra receive loops on its client, up to ``receivers`` (4) in all,
+each of which ends at its first batch that is not full, so a drained queue has one long poll again
+(started earlier, they would only split a steady flow into smaller batches). A long poll returns
+as soon as one message is there, so while events trickle in (a batch neither empty nor full) the
+consumer waits ``batch_window`` seconds (0.5) before its next receive: the trickle collects into
+fuller batches — fewer receives and deletes — for at most that much more notice latency.
+
+For each message the consumer decides:
 
 - **malformed** (not JSON, not a SageMaker training-job state change, fields missing): logged and
   left alone, neither deleted nor released, so that after the queue's ``maxReceiveCount`` receives
@@ -96,6 +99,8 @@ log = logging.getLogger(__name__)
 MAX_MESSAGES = 10
 #: Receive loops at most per consumer while batches come back full (one when the queue is drained).
 DEFAULT_RECEIVERS = 4
+#: Full batches in a row that mean a backlog, worth extra receive loops.
+BACKLOG_BATCHES = 3
 #: Seconds to wait before the next receive after a batch that was neither empty nor full.
 DEFAULT_BATCH_WINDOW_SECONDS = 0.5
 #: Seconds a released message stays invisible: long enough not to come straight back to us.
@@ -166,6 +171,8 @@ class ConsumerStats:
     #: Terminal events of jobs whose end this process already knew (delivered or reconciled), deleted.
     settled: int = 0
     receive_errors: int = 0
+    #: Extra receive loops started for a backlog.
+    extra_loops: int = 0
     #: Deletes and releases SQS did not carry out.
     action_errors: int = 0
 
@@ -211,7 +218,7 @@ class SqsEventConsumer:
     :param max_releases: releases per message at most (lowered to ``maxReceiveCount − 2``).
     :param release_window: seconds after being sent that a message may still be released.
     :param retry_delay: base of the back-off after a failed receive.
-    :param receivers: receive loops at most; extra loops run while batches come back full.
+    :param receivers: receive loops at most; extra loops run while a backlog lasts.
     :param batch_window: seconds to wait after a batch neither empty nor full, so that events arriving
         one by one are received (and deleted) ten at a time; 0 receives again at once.
     """
@@ -332,12 +339,18 @@ class SqsEventConsumer:
                 try:
                     async with await self._hook().get_async_conn() as client:
                         try:
+                            full_in_a_row = 0
                             while self._subscriptions:
                                 received = await self._receive(client)
                                 failures = 0
                                 if received >= MAX_MESSAGES:
-                                    self._add_helper(client)
-                                elif received and self.batch_window and self._subscriptions:
+                                    # More is probably waiting: receive again at once.
+                                    full_in_a_row += 1
+                                    if full_in_a_row >= BACKLOG_BATCHES:
+                                        self._add_helper(client)
+                                    continue
+                                full_in_a_row = 0
+                                if received and self.batch_window and self._subscriptions:
                                     # A trickle: let it collect into a fuller batch.
                                     await asyncio.sleep(self.batch_window)
                         except asyncio.CancelledError:
@@ -375,6 +388,7 @@ class SqsEventConsumer:
         )
         self._helpers.add(helper)
         helper.add_done_callback(self._helpers.discard)
+        self.stats.extra_loops += 1
 
     async def _help(self, client: BaseClient) -> None:
         """Receive while batches come back full and someone waits; the main loop handles failures."""

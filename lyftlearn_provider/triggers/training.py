@@ -11,8 +11,9 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import ClientError
 
 from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
-from lyftlearn_provider.retries import backoff, is_not_found, is_transient
+from lyftlearn_provider.retries import THROTTLING_CODES, backoff, error_code, is_not_found, is_transient
 from lyftlearn_provider.status import TrainingEventStatus, is_terminal
+from lyftlearn_provider.tracking.budget import process_budget
 from lyftlearn_provider.tracking.sqs import sqs_consumer
 from lyftlearn_provider.tracking.watcher import shared_watcher
 
@@ -26,7 +27,10 @@ class TrainingJobTrigger(BaseTrigger):
     """
     Wait for a SageMaker training job to end, then hand the job back to its task.
 
-    Polls ``DescribeTrainingJob`` with jitter through the amazon provider's async client. Throttling,
+    Polls ``DescribeTrainingJob`` with jitter through the amazon provider's async client, each call
+    drawn from the triggerer process's AWS call budget for the connection and region (a token bucket,
+    ``[lyftlearn] api_calls_per_second``, shared with the shared watcher; a throttling answer slows
+    every trigger of the process down, not just the one that got it). Throttling,
     5xx answers and dropped connections do not end the wait: the trigger backs off (doubling the
     interval, at most 16 times it and five minutes) and carries on; only after 40 failures in a row
     does it hand the job back with an ``error`` event, and the task then follows it again (at most
@@ -194,6 +198,7 @@ class TrainingJobTrigger(BaseTrigger):
 
     async def _poll(self) -> AsyncIterator[TriggerEvent]:
         hook = self.hook()
+        budget = process_budget(self.aws_conn_id, self.region_name)
         failures = 0
         try:
             async with await hook.get_async_conn() as client:
@@ -202,8 +207,11 @@ class TrainingJobTrigger(BaseTrigger):
                         yield self._event(TrainingEventStatus.TIMEOUT, message="the task's deadline passed")
                         return
                     try:
+                        await budget.acquire()
                         description = await hook.describe_job_async(client, self.job_name)
                     except Exception as error:
+                        if isinstance(error, ClientError) and error_code(error) in THROTTLING_CODES:
+                            budget.penalize()  # every trigger of this process slows down with this one
                         if isinstance(error, ClientError) and is_not_found(error):
                             yield self._event(
                                 TrainingEventStatus.ERROR,

@@ -303,6 +303,7 @@ BAD_OPERATOR_ARGUMENTS = [
     ({"if_job_failed": "sometimes"}, "if_job_failed"),
     ({"tracking": "carrier-pigeon"}, "tracking"),
     ({"tracking": "events"}, "events_queue_url"),
+    ({"tracking": "events", "events_queue_url": "ll-training-events"}, "events_queue_url"),
     ({"poll_interval": 0}, "poll_interval"),
     ({"tags": {"lyftlearn:run-id": "x"}}, "tags"),
     ({"tags": {f"k{i}": "v" for i in range(60)}}, "tags"),
@@ -317,6 +318,25 @@ def test_bad_operator_arguments_fail_at_parse_time(aws, kwargs, field):
     assert field in raised.value.field
     assert raised.value.fix
     assert aws.control.calls(service="sagemaker") == []
+
+
+def test_templated_queue_url_is_rendered_then_checked_before_anything_is_created(aws):
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/ll-training-events"
+    operator = make_operator(
+        deferrable=True, tracking="events", events_queue_url="{{ params.queue }}", params={"queue": queue}
+    )
+    assert "events_queue_url" in operator.template_fields
+    operator.events_queue_url = operator.render_template(
+        operator.events_queue_url, {"params": {"queue": queue}}
+    )
+    assert defer(operator, make_context()).queue_url == queue
+
+    operator = make_operator(deferrable=True, tracking="events", events_queue_url="{{ params.queue }}")
+    operator.events_queue_url = operator.render_template(operator.events_queue_url, {"params": {"queue": ""}})
+    with pytest.raises(InvalidSpecError) as raised:
+        operator.execute(make_context())
+    assert raised.value.field == "events_queue_url"
+    assert creates(aws) == 1  # the first operator's job only
 
 
 def test_bad_rendered_template_fails_before_anything_is_created(aws):

@@ -141,3 +141,18 @@ def test_one_budget_per_connection_region_and_event_loop():
     finally:
         second_loop.close()
     assert later is not same
+
+
+def test_budget_comes_from_the_lyftlearn_config_section(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__LYFTLEARN__API_CALLS_PER_SECOND", "2.5")
+    monkeypatch.setenv("AIRFLOW__LYFTLEARN__API_BURST", "4")
+
+    async def configured() -> TokenBucket:
+        return process_budget("aws_configured", None)
+
+    bucket = asyncio.run(configured())
+    assert (bucket.base_rate, bucket.burst) == (2.5, 4.0)
+
+    monkeypatch.setenv("AIRFLOW__LYFTLEARN__API_CALLS_PER_SECOND", "0")
+    with pytest.raises(ValueError, match=r"api_calls_per_second=0.0 .* set api_calls_per_second > 0"):
+        budget_module.configured_budget()

@@ -423,13 +423,13 @@ async def test_later_terminal_events_of_a_delivered_job_are_deleted_not_released
         await consumer.aclose()
 
 
-async def test_a_burst_is_received_by_several_loops_and_aclose_leaves_no_task(aws):
+async def test_a_backlog_is_received_by_several_loops_and_aclose_leaves_no_task(aws):
     summary = route()
     consumer = make_consumer(summary["queue_url"])
     sqs = boto3.client("sqs")
-    names = [f"ll-burst-{index}" for index in range(40)]
+    names = [f"ll-burst-{index}" for index in range(80)]
     try:
-        subscriptions = [consumer.subscribe(name) for name in names]
+        # The backlog is there before the consumer starts (as after an outage): full batches in a row.
         for start in range(0, len(names), 10):
             sqs.send_message_batch(
                 QueueUrl=summary["queue_url"],
@@ -438,9 +438,11 @@ async def test_a_burst_is_received_by_several_loops_and_aclose_leaves_no_task(aw
                     for index, name in enumerate(names[start : start + 10])
                 ],
             )
+        subscriptions = [consumer.subscribe(name) for name in names]
         payloads = await asyncio.wait_for(asyncio.gather(*subscriptions), DEADLINE)
         assert {p["job_name"] for p in payloads} == set(names)
         assert consumer.stats.delivered == len(names)
+        assert consumer.stats.extra_loops >= 1, consumer.stats.as_dict()
     finally:
         await consumer.aclose()
     leftovers = [
@@ -471,6 +473,7 @@ async def test_a_trickle_of_events_collects_into_batches_within_the_window(aws, 
         await asyncio.wait_for(asyncio.gather(*subscriptions.values()), DEADLINE)
         stats = consumer.stats
         assert stats.delivered == len(names)
+        assert stats.extra_loops == 0, "a trickle is no backlog"
         if window:
             # 12 messages over 1.2 s: the first wakes the poll, the window gathers most of the rest.
             assert stats.batches <= 4, stats.as_dict()

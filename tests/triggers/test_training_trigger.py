@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import TaskDeferred
 
 from lyftlearn_provider.operators.training import TrainModelOperator
 from lyftlearn_provider.runtime import render_training_job
+from lyftlearn_provider.tracking.budget import process_budget
 from lyftlearn_provider.triggers import training as training_module
 from lyftlearn_provider.triggers.training import MAX_TRANSIENT_FAILURES, TrainingJobTrigger
 from tests.helpers import make_context, make_spec
@@ -388,6 +389,33 @@ async def test_polling_is_jittered_and_paced_by_the_poll_interval(aws, monkeypat
     assert len(values) > 3
     assert len(set(values)) == len(values)
     assert max(values) - min(values) > 0.01 * poll
+
+
+async def test_poll_triggers_of_a_process_share_one_call_budget_and_its_penalty(aws, monkeypatch):
+    # Alone, four triggers polling every 20 ms would make ~200 calls a second; the budget allows 5.
+    monkeypatch.setenv("AIRFLOW__LYFTLEARN__API_CALLS_PER_SECOND", "5")
+    monkeypatch.setenv("AIRFLOW__LYFTLEARN__API_BURST", "1")
+    names = [create_job(f"fraud-budget-{index}") for index in range(4)]
+    runs = [asyncio.ensure_future(collect(make_trigger(name), timeout=30)) for name in names]
+    await asyncio.sleep(2.0)
+    calls = await control(aws.control.calls, action="DescribeTrainingJob")
+    first = calls[0]["t"]
+    in_window = [call for call in calls if call["t"] <= first + 1.5]
+    assert len(in_window) <= 5 * 1.5 + 1 + 1, len(in_window)
+    assert {call["job_name"] for call in calls} == set(names), "every trigger gets its turn"
+
+    # A throttling answer to one trigger slows the whole process down.
+    budget = process_budget("aws_default", None)
+    # botocore retries each call once: eight throttles are sure to fail at least one call outright.
+    await control(aws.control.inject, "throttle", 8, service="sagemaker", action="DescribeTrainingJob")
+    deadline = time.monotonic() + 10
+    while budget.rate >= 5 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert budget.rate < 5
+    for name in names:
+        await control(aws.control.complete, name)
+    results = await asyncio.gather(*runs)
+    assert [events[-1]["job_status"] for events in results] == ["Completed"] * len(names)
 
 
 # ------------------------------------------------------------------------------------------ on_kill
