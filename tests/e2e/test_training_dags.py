@@ -71,6 +71,26 @@ def test_example_dag_end_to_end_and_cleared_task_reuses_the_job(aws, monkeypatch
     assert creates(aws) == 1
 
 
+def test_events_tracking_under_airflow_ends_the_wait_by_the_jobs_event(aws):
+    aws.control.autopilot(phases=FAST_JOBS)
+    dag = load_dag(E2E_DAGS, "lyftlearn_e2e_events")
+    started = time.monotonic()
+    dagrun, result = run(dag, logical_date(30))
+    took = time.monotonic() - started
+    assert str(dagrun.state) == "success"
+    assert result["status"] == "Completed"
+    assert result["job_name"].startswith("ll-")
+    route = xcom_value(dag.dag_id, dagrun.run_id, "setup_events")
+    assert route["queue_url"].endswith("/ll-training-events")
+    # Reconciliation would have waited a minute: the job's event ended the wait within seconds.
+    job_end = aws.control.job(result["job_name"])["TrainingEndTime"]
+    task_end = dagrun.get_task_instance("train").end_date.timestamp()
+    assert 0 < task_end - job_end < 15, task_end - job_end
+    assert took < 45, took
+    assert aws.control.calls(service="sqs", action="ReceiveMessage")
+    assert creates(aws) == 1
+
+
 @pytest.mark.parametrize("mode", ["deferrable", "sync"])
 def test_worker_killed_mid_job_is_adopted_by_the_next_try(aws, mode):
     when = logical_date(15)
