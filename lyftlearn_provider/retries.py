@@ -66,6 +66,8 @@ def is_transient(error: BaseException) -> bool:
 
 #: botocore retries throttling, 5xx and connection errors itself; "standard" backs off with jitter.
 DEFAULT_BOTOCORE_RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 10}
+#: For clients whose every attempt goes through our own back-off (and, for SageMaker, the call budget).
+NO_BOTOCORE_RETRIES: dict[str, Any] = {"retries": {"mode": "standard", "total_max_attempts": 1}}
 #: How long a synchronous call keeps retrying transient failures after botocore's own retries.
 DEFAULT_PATIENCE_SECONDS = 600.0
 

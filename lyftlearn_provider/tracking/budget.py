@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Generic, TypeVar
 
 #: Calls a second a budget allows: well below SageMaker's (not adjustable) control-plane limits, so
 #: operators and other triggers sharing the account still get through.
@@ -105,11 +106,32 @@ class TokenBucket:
         self._penalized_at = self._clock()
 
 
-# Keyed by event loop too: an asyncio.Lock belongs to one loop, and the triggerer may run several
-# loops over its life; weak keys let a closed loop's buckets go with it.
-_BUDGETS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[BudgetKey, TokenBucket]] = (
-    weakref.WeakKeyDictionary()
-)
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class LoopLocal(Generic[K, V]):
+    """
+    One ``V`` per key and running event loop, made on first use: the process-wide objects of tracking.
+
+    Keyed by event loop too: their locks, tasks and futures belong to one loop, and the triggerer may
+    run several loops over its life; weak keys let a closed loop's objects go with it.
+    """
+
+    def __init__(self) -> None:
+        self._by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[K, V]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self, key: K, make: Callable[[], V]) -> V:
+        """Return the running loop's object for ``key``, calling ``make()`` the first time."""
+        objects = self._by_loop.setdefault(asyncio.get_running_loop(), {})
+        if key not in objects:
+            objects[key] = make()
+        return objects[key]
+
+
+_BUDGETS: LoopLocal[BudgetKey, TokenBucket] = LoopLocal()
 
 
 def configured_budget() -> tuple[float, float]:
@@ -132,8 +154,4 @@ def process_budget(aws_conn_id: str | None, region_name: str | None) -> TokenBuc
 
     Its rate and burst come from ``[lyftlearn] api_calls_per_second`` and ``api_burst`` when created.
     """
-    budgets = _BUDGETS.setdefault(asyncio.get_running_loop(), {})
-    key = (aws_conn_id, region_name)
-    if key not in budgets:
-        budgets[key] = TokenBucket(*configured_budget())
-    return budgets[key]
+    return _BUDGETS.get((aws_conn_id, region_name), lambda: TokenBucket(*configured_budget()))

@@ -72,15 +72,15 @@ import enum
 import json
 import logging
 import time
-import weakref
 from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
 from lyftlearn_provider.events_setup import RECEIVE_WAIT_SECONDS
-from lyftlearn_provider.retries import backoff
+from lyftlearn_provider.retries import NO_BOTOCORE_RETRIES, backoff
 from lyftlearn_provider.status import TrainingEventStatus
+from lyftlearn_provider.tracking.budget import LoopLocal
 from lyftlearn_provider.tracking.lattice import (
     DEFAULT_MEMORY,
     JobLedger,
@@ -111,8 +111,6 @@ DEFAULT_RELEASE_DELAY_SECONDS = 2
 DEFAULT_MAX_RELEASES = 3
 #: Older messages are not released: by then reconciliation has had time to find the job's state.
 DEFAULT_RELEASE_WINDOW_SECONDS = 300.0
-# Every receive failure goes through our back-off, so botocore must not retry behind its back.
-_NO_BOTOCORE_RETRIES: dict[str, Any] = {"retries": {"mode": "standard", "total_max_attempts": 1}}
 
 
 class Action(str, enum.Enum):
@@ -331,7 +329,7 @@ class SqsEventConsumer:
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
             verify=self.verify,
-            config={**self.botocore_config, **_NO_BOTOCORE_RETRIES},
+            config={**self.botocore_config, **NO_BOTOCORE_RETRIES},
         )
 
     async def _run(self) -> None:
@@ -534,11 +532,7 @@ def _max_receive_count(attributes: Mapping[str, str]) -> int | None:
         return None
 
 
-# Keyed by event loop too: a consumer's task and futures belong to one loop, and the triggerer may run
-# several loops over its life; weak keys let a closed loop's consumers go with it.
-_CONSUMERS: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[tuple[str | None, str | None, str], SqsEventConsumer]
-] = weakref.WeakKeyDictionary()
+_CONSUMERS: LoopLocal[tuple[str | None, str | None, str], SqsEventConsumer] = LoopLocal()
 
 
 def sqs_consumer(
@@ -555,11 +549,10 @@ def sqs_consumer(
     ``settings`` (see :class:`SqsEventConsumer`) apply when the consumer is created. One queue
     carries one prefix's events: asking for the same queue with another prefix raises ``ValueError``.
     """
-    consumers = _CONSUMERS.setdefault(asyncio.get_running_loop(), {})
-    key = (aws_conn_id, region_name, queue_url)
-    if key not in consumers:
-        consumers[key] = SqsEventConsumer(aws_conn_id, region_name, queue_url, prefix=prefix, **settings)
-    consumer = consumers[key]
+    consumer = _CONSUMERS.get(
+        (aws_conn_id, region_name, queue_url),
+        lambda: SqsEventConsumer(aws_conn_id, region_name, queue_url, prefix=prefix, **settings),
+    )
     if consumer.prefix != prefix:
         raise ValueError(f"{queue_url} carries the events of prefix {consumer.prefix!r}, not {prefix!r}")
     return consumer

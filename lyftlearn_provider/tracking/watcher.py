@@ -6,14 +6,20 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
-from lyftlearn_provider.retries import THROTTLING_CODES, backoff, error_code, is_not_found, is_transient
+from lyftlearn_provider.retries import (
+    NO_BOTOCORE_RETRIES,
+    THROTTLING_CODES,
+    backoff,
+    error_code,
+    is_not_found,
+    is_transient,
+)
 from lyftlearn_provider.status import FAILED, is_terminal
-from lyftlearn_provider.tracking.budget import BudgetKey, TokenBucket, process_budget
+from lyftlearn_provider.tracking.budget import BudgetKey, LoopLocal, TokenBucket, process_budget
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -23,8 +29,6 @@ if TYPE_CHECKING:
 DEFAULT_OVERLAP_SECONDS = 30.0
 #: ListTrainingJobs' largest page.
 PAGE_SIZE = 100
-# Every attempt has to pass the process budget, so botocore must not retry behind its back.
-_NO_BOTOCORE_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 1}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +159,7 @@ class SharedJobWatcher:
             self._task = None
 
     def _client_config(self) -> dict[str, Any]:
-        return {**(self.botocore_config or {}), **_NO_BOTOCORE_RETRIES}
+        return {**(self.botocore_config or {}), **NO_BOTOCORE_RETRIES}
 
     def _interval(self) -> float:
         return min((sub.interval for subs in self._subscriptions.values() for sub in subs), default=1.0)
@@ -269,19 +273,12 @@ class SharedJobWatcher:
             subscription.confirmed = True
 
 
-# Keyed by event loop too: a watcher's task and futures belong to one loop, and the triggerer may run
-# several loops over its life; weak keys let a closed loop's watchers go with it.
-_WATCHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[BudgetKey, SharedJobWatcher]] = (
-    weakref.WeakKeyDictionary()
-)
+_WATCHERS: LoopLocal[BudgetKey, SharedJobWatcher] = LoopLocal()
 
 
 def shared_watcher(aws_conn_id: str | None, region_name: str | None) -> SharedJobWatcher:
     """Return this process's watcher for one AWS connection and region, creating it on the running loop."""
-    watchers = _WATCHERS.setdefault(asyncio.get_running_loop(), {})
-    key = (aws_conn_id, region_name)
-    if key not in watchers:
-        watchers[key] = SharedJobWatcher(
-            aws_conn_id, region_name, budget=process_budget(aws_conn_id, region_name)
-        )
-    return watchers[key]
+    return _WATCHERS.get(
+        (aws_conn_id, region_name),
+        lambda: SharedJobWatcher(aws_conn_id, region_name, budget=process_budget(aws_conn_id, region_name)),
+    )
