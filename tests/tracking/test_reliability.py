@@ -30,7 +30,7 @@ from lyftlearn_provider.status import is_terminal
 from lyftlearn_provider.testing.aws import ControlError
 from lyftlearn_provider.tracking.sqs import sqs_consumer
 from lyftlearn_provider.triggers.training import TrainingJobTrigger
-from tests.helpers import event_body, make_spec
+from tests.helpers import event_body, make_spec, queue_depth, until
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TRIGGERER = pathlib.Path(__file__).with_name("triggerer_process.py")
@@ -84,24 +84,6 @@ def end_job(aws, name: str, how: str) -> bool:
             raise
         return False
     return True
-
-
-def queue_depth(queue_url: str) -> int:
-    attributes = boto3.client("sqs").get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
-async def until(condition, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 # ---------------------------------------------------------------------------- R2: restart safety

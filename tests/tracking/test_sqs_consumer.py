@@ -28,7 +28,7 @@ from lyftlearn_provider.tracking.sqs import (
     should_release,
     sqs_consumer,
 )
-from tests.helpers import event_body, make_spec
+from tests.helpers import event_body, make_spec, queue_depth, until
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -139,24 +139,6 @@ def make_consumer(queue_url: str, **settings) -> SqsEventConsumer:
         prefix="ll",
         **{"wait_time_seconds": 1, "release_delay": 1, "retry_delay": 0.05, **settings},
     )
-
-
-def queue_depth(queue_url: str) -> int:
-    attributes = boto3.client("sqs").get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]) + int(
-        attributes["ApproximateNumberOfMessagesNotVisible"]
-    )
-
-
-async def until(condition, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_subscribers_resolve_with_the_true_terminal_state(aws):

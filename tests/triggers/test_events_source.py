@@ -12,7 +12,7 @@ from lyftlearn_provider.hooks.events import EventRouteHook
 from lyftlearn_provider.runtime import render_training_job
 from lyftlearn_provider.tracking.sqs import sqs_consumer
 from lyftlearn_provider.triggers.training import TrainingJobTrigger
-from tests.helpers import event_body, make_spec
+from tests.helpers import event_body, make_spec, until
 
 FEW_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 2}}
 
@@ -85,9 +85,7 @@ async def test_late_events_of_a_reconciled_job_are_old_news_not_released(aws, qu
         boto3.client("sqs").send_message(
             QueueUrl=queue_url, MessageBody=event_body("ll-events-late", "Completed", time.time())
         )
-        deadline = time.monotonic() + 20
-        while consumer.stats.received == 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await until(lambda: consumer.stats.received > 0, "the late event")
         assert consumer.stats.received == 1
         assert (consumer.stats.released, consumer.stats.settled) == (0, 1)
     finally:
