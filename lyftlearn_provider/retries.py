@@ -52,6 +52,13 @@ def is_not_found(error: Any) -> bool:
     return error_code(error) in {"ValidationException", "ResourceNotFound"} and "not found" in message
 
 
+def is_throttling(error: BaseException) -> bool:
+    """Return whether AWS answered with throttling (a ``ClientError`` with a throttling code)."""
+    from botocore.exceptions import ClientError
+
+    return isinstance(error, ClientError) and error_code(error) in THROTTLING_CODES
+
+
 def is_transient(error: BaseException) -> bool:
     """Return whether an error from botocore is worth retrying: throttling, 5xx, or a lost connection."""
     from botocore.exceptions import ClientError, ConnectionError, HTTPClientError

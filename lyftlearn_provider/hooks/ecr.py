@@ -56,11 +56,7 @@ from lyftlearn_provider.images import (
     soci_v1_scan_candidates,
     soci_v2_links,
 )
-from lyftlearn_provider.retries import (
-    DEFAULT_PATIENCE_SECONDS,
-    THROTTLING_CODES,
-    error_code,
-)
+from lyftlearn_provider.retries import DEFAULT_PATIENCE_SECONDS, error_code, is_throttling
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -104,7 +100,7 @@ class _Repository:
 def _throttled_or_disconnected(error: BaseException) -> bool:
     if isinstance(error, (ConnectionError, HTTPClientError)):
         return True
-    return isinstance(error, ClientError) and error_code(error) in THROTTLING_CODES
+    return is_throttling(error)
 
 
 class EcrImageHook(PatientHookMixin, EcrHook):

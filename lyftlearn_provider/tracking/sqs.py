@@ -261,7 +261,7 @@ class SqsEventConsumer:
         self._seen = SeenEvents(memory)
         # Jobs whose end this process already knows (delivered or reconciled): their later terminal
         # events (SageMaker sends several) are nobody's news, deleted rather than released to others.
-        self._delivered = SeenEvents(memory)
+        self._settled = SeenEvents(memory)
         self._subscriptions: dict[str, set[EventSubscription]] = {}
         self._task: asyncio.Task[None] | None = None
         #: Extra receive loops of the running task, sharing its client; they end when a batch is not full.
@@ -304,7 +304,7 @@ class SqsEventConsumer:
         Its terminal events, when they come, are then deleted as old news instead of being released for
         another process that might hold the job.
         """
-        self._delivered.add(job_name)
+        self._settled.add(job_name)
 
     def unsubscribe(self, subscription: EventSubscription) -> None:
         """Forget ``subscription``; the task ends after its receive in flight once nobody is left."""
@@ -474,10 +474,10 @@ class SqsEventConsumer:
             self.stats.foreign += 1
         elif held and newest is not None and newest.terminal:
             self.stats.delivered += 1
-            self._delivered.add(change.job_name)
+            self._settled.add(change.job_name)
             for subscription in list(self._subscriptions.get(change.job_name, ())):
                 subscription.resolve(terminal_payload(newest))
-        elif change.terminal and not held and change.job_name in self._delivered:
+        elif change.terminal and not held and change.job_name in self._settled:
             self.stats.settled += 1
         elif change.terminal and not held:
             sent = attributes.get("SentTimestamp")

@@ -12,10 +12,9 @@ from typing import TYPE_CHECKING, Any
 from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
 from lyftlearn_provider.retries import (
     NO_BOTOCORE_RETRIES,
-    THROTTLING_CODES,
     backoff,
-    error_code,
     is_not_found,
+    is_throttling,
     is_transient,
 )
 from lyftlearn_provider.status import FAILED, is_terminal
@@ -193,7 +192,7 @@ class SharedJobWatcher:
                         if not is_transient(error):
                             raise
                         # Throttling, 5xx, connection resets: the jobs are unaffected; try the pass again.
-                        if hasattr(error, "response") and error_code(error) in THROTTLING_CODES:
+                        if is_throttling(error):
                             self.budget.penalize()
                         failures += 1
                         await asyncio.sleep(backoff(min(self._interval(), 1.0), failures))

@@ -11,7 +11,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import ClientError
 
 from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
-from lyftlearn_provider.retries import THROTTLING_CODES, backoff, error_code, is_not_found, is_transient
+from lyftlearn_provider.retries import backoff, is_not_found, is_throttling, is_transient
 from lyftlearn_provider.status import TrainingEventStatus, is_terminal
 from lyftlearn_provider.tracking.budget import process_budget
 from lyftlearn_provider.tracking.sqs import sqs_consumer
@@ -210,7 +210,7 @@ class TrainingJobTrigger(BaseTrigger):
                         await budget.acquire()
                         description = await hook.describe_job_async(client, self.job_name)
                     except Exception as error:
-                        if isinstance(error, ClientError) and error_code(error) in THROTTLING_CODES:
+                        if is_throttling(error):
                             budget.penalize()  # every trigger of this process slows down with this one
                         if isinstance(error, ClientError) and is_not_found(error):
                             yield self._event(
