@@ -234,7 +234,7 @@ def upstream_config() -> dict[str, Any]:
     """Return ours' rendering of the benchmark spec as an upstream ``config`` (name set per cycle)."""
     from lyftlearn_provider import ResourceProfile, RuntimeSpec
     from lyftlearn_provider.operators.training import DEFAULT_MAX_RUNTIME_SECONDS
-    from lyftlearn_provider.runtime import render_training_job
+    from lyftlearn_provider.rendering.sagemaker import render_training_job
 
     spec = RuntimeSpec(
         image="123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud-model:1",

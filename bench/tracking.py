@@ -154,7 +154,8 @@ def create_jobs(url: str, names: list[str]) -> None:
     import boto3
     from botocore.config import Config
 
-    from lyftlearn_provider.runtime import ResourceProfile, RuntimeSpec, render_training_job
+    from lyftlearn_provider.rendering.sagemaker import render_training_job
+    from lyftlearn_provider.runtime import ResourceProfile, RuntimeSpec
 
     spec = RuntimeSpec(
         image="123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud-model:1",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from enum import Enum
 from typing import Any
 
@@ -159,100 +159,3 @@ def to_datetime(value: Any) -> dt.datetime | None:
         return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
     parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
-
-
-def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
-    if start is None or end is None:
-        return None
-    return round(max(0.0, (end - start).total_seconds()), 3)
-
-
-def startup_breakdown(transitions: Sequence[Mapping[str, Any]]) -> dict[str, float]:
-    """
-    Return seconds spent in each secondary status before ``Training`` started.
-
-    This is the start-up cost that SOCI-indexed images and warm pools attack. A status that is
-    still open (the job has not reached ``Training``) is left out rather than guessed.
-    """
-    breakdown: dict[str, float] = {}
-    for index, transition in enumerate(transitions):
-        if transition.get("Status") == TRAINING:
-            break
-        start = to_datetime(transition.get("StartTime"))
-        end = to_datetime(transition.get("EndTime"))
-        if end is None and index + 1 < len(transitions):
-            end = to_datetime(transitions[index + 1].get("StartTime"))
-        seconds = _seconds(start, end)
-        if seconds is not None:
-            status = str(transition.get("Status"))
-            breakdown[status] = round(breakdown.get(status, 0.0) + seconds, 3)
-    return breakdown
-
-
-def phase_seconds(transitions: Sequence[Mapping[str, Any]], status: str) -> float | None:
-    """Return the seconds the job spent in one secondary status, or None when it never closed."""
-    for index, transition in enumerate(transitions):
-        if transition.get("Status") != status:
-            continue
-        end = to_datetime(transition.get("EndTime"))
-        if end is None and index + 1 < len(transitions):
-            end = to_datetime(transitions[index + 1].get("StartTime"))
-        return _seconds(to_datetime(transition.get("StartTime")), end)
-    return None
-
-
-def _iso(value: Any) -> str | None:
-    moment = to_datetime(value)
-    return moment.isoformat() if moment else None
-
-
-def training_result(
-    description: Mapping[str, Any],
-    *,
-    attempt: int,
-    adopted: bool,
-    data_interval_start: Any = None,
-    data_interval_end: Any = None,
-) -> dict[str, Any]:
-    """Return the JSON-safe result of a finished training job, as the task pushes it to XCom."""
-    transitions = description.get("SecondaryStatusTransitions") or []
-    breakdown = startup_breakdown(transitions)
-    warm_pool = description.get("WarmPoolStatus")
-    keep_alive = (description.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds")
-    return {
-        "backend": "sagemaker",
-        "job_name": description["TrainingJobName"],
-        "job_arn": description.get("TrainingJobArn"),
-        "status": description.get("TrainingJobStatus"),
-        "attempt": attempt,
-        "adopted": adopted,
-        "model_artifact_uri": (description.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
-        "image": (description.get("AlgorithmSpecification") or {}).get("TrainingImage"),
-        "final_metrics": {
-            metric["MetricName"]: metric["Value"] for metric in description.get("FinalMetricDataList") or []
-        },
-        "startup_seconds": breakdown,
-        "startup_total_seconds": round(sum(breakdown.values()), 3),
-        "training_seconds": phase_seconds(transitions, TRAINING),
-        "billable_seconds": description.get("BillableTimeInSeconds"),
-        "warm_pool": (
-            {
-                "status": warm_pool.get("Status"),
-                "reused_by_job": warm_pool.get("ReusedByJob"),
-                "keep_alive_seconds": keep_alive,
-            }
-            if warm_pool
-            else None
-        ),
-        "created_at": _iso(description.get("CreationTime")),
-        "ended_at": _iso(description.get("TrainingEndTime")),
-        "data_interval": {"start": _iso(data_interval_start), "end": _iso(data_interval_end)},
-    }
-
-
-def describe_startup(result: Mapping[str, Any]) -> str:
-    """Return one log line that explains where the job's start-up time went."""
-    parts = ", ".join(f"{status} {seconds:.1f}s" for status, seconds in result["startup_seconds"].items())
-    warm_pool = result.get("warm_pool") or {}
-    pool = f"; warm pool {warm_pool['status']}" if warm_pool.get("status") else ""
-    return f"start-up {result['startup_total_seconds']:.1f}s ({parts or 'no start-up phases recorded'}){pool}"

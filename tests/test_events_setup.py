@@ -7,7 +7,7 @@ import sys
 import boto3
 import pytest
 
-from lyftlearn_provider.events_setup import (
+from lyftlearn_provider.event_route import (
     RouteNames,
     attribute_drift,
     dlq_attributes,
@@ -19,7 +19,7 @@ from lyftlearn_provider.events_setup import (
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.hooks.events import TARGET_ID, EventRouteHook
 from lyftlearn_provider.operators.events import SetupTrainingEventsOperator
-from lyftlearn_provider.runtime import render_training_job
+from lyftlearn_provider.rendering.sagemaker import render_training_job
 from tests.helpers import make_spec
 
 QUEUE_ARN = "arn:aws:sqs:us-east-1:123456789012:ll-training-events"

@@ -10,17 +10,12 @@ from typing import Any
 import pytest
 from botocore.loaders import Loader
 
-from lyftlearn_provider import naming, runtime
+from lyftlearn_provider import contract, limits, naming
+from lyftlearn_provider.contract import container_environment, hyperparameter_values
 from lyftlearn_provider.exceptions import InvalidSpecError
-from lyftlearn_provider.runtime import (
-    FrozenMapping,
-    ResourceProfile,
-    RuntimeSpec,
-    TrainingJobRendering,
-    container_environment,
-    hyperparameter_values,
-    render_training_job,
-)
+from lyftlearn_provider.rendering.sagemaker import TrainingJobRendering, render_training_job
+from lyftlearn_provider.runtime import ResourceProfile, RuntimeSpec
+from lyftlearn_provider.validation import FrozenMapping
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud:v42"
 DIGEST_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud@sha256:" + "a" * 64
@@ -87,7 +82,7 @@ def assert_nothing_lost(spec: RuntimeSpec, rendering: TrainingJobRendering, **en
     """Request plus spill document must reproduce exactly what the container is meant to see."""
     document = rendering.spill_document or {"environment": {}, "hyperparameters": {}}
     environment = {**rendering.request["Environment"], **document["environment"]}
-    assert environment.pop(runtime.ENV_SPILL_URI, None) == rendering.spill_uri
+    assert environment.pop(contract.ENV_SPILL_URI, None) == rendering.spill_uri
     expected_environment = container_environment(spec, runtime="sagemaker", job_name=JOB, **env_kwargs)
     assert environment == expected_environment
     hyperparameters = {**rendering.request.get("HyperParameters", {}), **document["hyperparameters"]}
@@ -281,7 +276,7 @@ def test_one_over_long_environment_value_spills(shapes: dict[str, Any]) -> None:
 
     assert rendering.spill_uri == SPILL_URI
     assert rendering.spill_document == {"environment": {"FEATURES": "f" * 513}, "hyperparameters": {}}
-    assert rendering.request["Environment"][runtime.ENV_SPILL_URI] == SPILL_URI
+    assert rendering.request["Environment"][contract.ENV_SPILL_URI] == SPILL_URI
     assert rendering.request["Environment"]["LOG_LEVEL"] == "info"
     assert_within_limits(rendering.request, shapes)
     assert_nothing_lost(spec, rendering)
@@ -308,7 +303,7 @@ def test_more_than_100_environment_entries_spill_in_key_order(shapes: dict[str, 
     request_environment = rendering.request["Environment"]
     # 120 user entries + LYFTLEARN_JOB_NAME + LYFTLEARN_RUNTIME: 99 stay, the pointer is the 100th.
     assert len(request_environment) == 100
-    assert request_environment[runtime.ENV_SPILL_URI] == SPILL_URI
+    assert request_environment[contract.ENV_SPILL_URI] == SPILL_URI
     assert request_environment["LYFTLEARN_RUNTIME"] == "sagemaker"
     assert request_environment["LYFTLEARN_JOB_NAME"] == JOB
     assert rendering.spill_document == {
@@ -342,7 +337,7 @@ def test_over_long_hyperparameter_spills(shapes: dict[str, Any]) -> None:
     assert rendering.spill_uri == SPILL_URI
     assert rendering.spill_document == {"environment": {}, "hyperparameters": {"vocabulary": "w" * 2501}}
     assert rendering.request["HyperParameters"] == {"epochs": "3"}
-    assert rendering.request["Environment"][runtime.ENV_SPILL_URI] == SPILL_URI
+    assert rendering.request["Environment"][contract.ENV_SPILL_URI] == SPILL_URI
     assert_within_limits(rendering.request, shapes)
     assert_nothing_lost(spec, rendering)
 
@@ -357,7 +352,7 @@ def test_more_than_100_hyperparameters_spill_in_key_order(shapes: dict[str, Any]
         "hyperparameters": {f"hp_{i:03d}": str(i) for i in range(100, 130)},
     }
     assert list(rendering.request["HyperParameters"]) == [f"hp_{i:03d}" for i in range(100)]
-    assert rendering.request["Environment"][runtime.ENV_SPILL_URI] == SPILL_URI
+    assert rendering.request["Environment"][contract.ENV_SPILL_URI] == SPILL_URI
     assert_within_limits(rendering.request, shapes)
     assert_nothing_lost(spec, rendering)
 
@@ -368,7 +363,7 @@ def test_exactly_100_environment_entries_fit_without_spilling(shapes: dict[str, 
 
     assert rendering.spill_document is None
     assert len(rendering.request["Environment"]) == 100
-    assert runtime.ENV_SPILL_URI not in rendering.request["Environment"]
+    assert contract.ENV_SPILL_URI not in rendering.request["Environment"]
     assert_within_limits(rendering.request, shapes)
 
 
@@ -392,7 +387,7 @@ def test_spill_goes_to_spill_s3_uri_when_set() -> None:
     rendering = render(spec)
 
     assert rendering.spill_uri == f"s3://ml-scratch/runtime/{JOB}/runtime.json"
-    assert rendering.request["Environment"][runtime.ENV_SPILL_URI] == rendering.spill_uri
+    assert rendering.request["Environment"][contract.ENV_SPILL_URI] == rendering.spill_uri
 
 
 def test_spill_payload_is_the_document_as_canonical_json() -> None:
@@ -560,23 +555,6 @@ def test_equal_specs_are_equal_and_hash_alike() -> None:
     assert hash(FrozenMapping({"a": 1, "b": 2})) == hash(FrozenMapping({"b": 2, "a": 1}))
 
 
-def test_to_dict_is_json_and_round_trips() -> None:
-    spec = typical_spec()
-    data = json.loads(json.dumps(spec.to_dict()))
-
-    assert data["resources"] == {"instance_type": "ml.g5.2xlarge", "instance_count": 2, "volume_size_gb": 100}
-    assert data["command"] == ["python", "-m", "fraud.train"]
-    assert data["config"] == {"model": {"depth": 6, "features": ["amount", "country"]}}
-    assert RuntimeSpec.from_dict(data) == spec
-
-
-def test_from_dict_rejects_unknown_fields() -> None:
-    with pytest.raises(InvalidSpecError) as caught:
-        RuntimeSpec.from_dict({**make_spec().to_dict(), "imagee": IMAGE})
-    assert caught.value.field == "imagee"
-    assert "image" in caught.value.fix
-
-
 # -------------------------------------------------------------------------------- limits match botocore
 
 
@@ -609,7 +587,7 @@ def test_from_dict_rejects_unknown_fields() -> None:
 def test_hard_coded_limits_equal_the_service_model(
     shapes: dict[str, Any], constant: str, shape: str, bound: str
 ) -> None:
-    assert getattr(runtime, constant) == shapes[shape][bound]
+    assert getattr(limits, constant) == shapes[shape][bound]
 
 
 @pytest.mark.parametrize(
@@ -621,7 +599,7 @@ def test_hard_coded_limits_equal_the_service_model(
     ],
 )
 def test_patterns_equal_the_service_model(shapes: dict[str, Any], constant: str, shape: str) -> None:
-    assert getattr(runtime, constant) == shapes[shape]["pattern"]
+    assert getattr(limits, constant) == shapes[shape]["pattern"]
 
 
 def test_other_bounds_agree_with_the_service_model(shapes: dict[str, Any]) -> None:
@@ -630,7 +608,7 @@ def test_other_bounds_agree_with_the_service_model(shapes: dict[str, Any]) -> No
     assert "max" not in shapes["MaxRuntimeInSeconds"]
     stopping_doc = Loader().load_service_model("sagemaker", "service-2")["shapes"]["StoppingCondition"]
     assert "The maximum value is 28 days" in stopping_doc["members"]["MaxRuntimeInSeconds"]["documentation"]
-    assert runtime.MAX_RUNTIME_SECONDS == 28 * 24 * 3600
+    assert limits.MAX_RUNTIME_SECONDS == 28 * 24 * 3600
     assert shapes["TrainingJobName"]["max"] == naming.MAX_JOB_NAME_LENGTH
     # Our volume and instance-count minimums are stricter than the model's, never looser.
     assert shapes["OptionalVolumeSizeInGB"]["min"] <= 1
@@ -847,9 +825,9 @@ def test_credential_errors_never_echo_the_credential(overrides: dict[str, Any]) 
     [
         IMAGE,
         DIGEST_IMAGE,
-        "fraud:latest",
-        "localhost:5000/team/fraud:v1",
-        "ghcr.io/lyft/fraud_model:2024.01.01-rc1",
+        "fraud@sha256:" + "1" * 64,
+        "localhost:5000/team/fraud:v1@sha256:" + "2" * 64,
+        "ghcr.io/lyft/fraud_model:2024.01.01-rc1@sha256:" + "3" * 64,
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud:v42@sha256:" + "0" * 64,
     ],
 )

@@ -4,14 +4,8 @@ import datetime as dt
 
 import pytest
 
-from lyftlearn_provider.status import (
-    describe_startup,
-    is_terminal,
-    phase_seconds,
-    startup_breakdown,
-    to_datetime,
-    training_result,
-)
+from lyftlearn_provider.results import from_training_job, phase_seconds, startup_breakdown
+from lyftlearn_provider.status import is_terminal, to_datetime
 
 T0 = dt.datetime(2026, 11, 28, 15, 0, tzinfo=dt.timezone.utc)
 
@@ -74,14 +68,20 @@ def test_training_result_is_json_safe_and_complete():
         "CreationTime": at(0),
         "TrainingEndTime": at(410),
     }
-    result = training_result(description, attempt=2, adopted=True, data_interval_end=at(-60))
+    typed = from_training_job(description, attempt=2, adopted=True, data_interval_end=at(-60))
+    result = typed.to_xcom()
     assert json.loads(json.dumps(result)) == result
     assert result["final_metrics"] == {"auc": 0.91}
     assert result["startup_total_seconds"] == 100.0
     assert result["training_seconds"] == 300.0
-    assert result["warm_pool"] == {"status": "Available", "reused_by_job": None, "keep_alive_seconds": 1800}
+    assert result["warm_pool"] == {
+        "status": "Available",
+        "reused_by_job": None,
+        "keep_alive_seconds": 1800,
+        "reused_pool_of": None,
+    }
     assert result["data_interval"] == {"start": None, "end": at(-60).isoformat()}
     assert (result["attempt"], result["adopted"]) == (2, True)
     assert (
-        describe_startup(result) == "start-up 100.0s (Starting 40.0s, Downloading 60.0s); warm pool Available"
+        typed.describe_startup() == "start-up 100.0s (Starting 40.0s, Downloading 60.0s); warm pool Available"
     )

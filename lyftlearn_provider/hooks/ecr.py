@@ -30,26 +30,28 @@ from airflow.providers.amazon.aws.hooks.ecr import EcrHook
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
-from lyftlearn_provider.exceptions import InvalidSpecError, LyftLearnError
+from lyftlearn_provider.exceptions import InvalidSpecError, ServiceError
 from lyftlearn_provider.hooks.base import PatientHookMixin
 from lyftlearn_provider.images import (
-    MANIFEST_MEDIA_TYPES,
-    SOCI_INDEX_V1,
     EcrRegistry,
     ImageReference,
     ImageResolution,
     ResolvedBy,
-    SociFinding,
     SociPolicy,
     check_soci,
+    parse_image_reference,
+    pinned,
+    resolve_pinned_reference,
+)
+from lyftlearn_provider.manifests import (
+    MANIFEST_MEDIA_TYPES,
+    SOCI_INDEX_V1,
+    SociFinding,
     detect_soci_v1,
     detect_soci_v2,
     image_manifest_digests,
     newest_tags,
     not_runnable_reason,
-    parse_image_reference,
-    pinned,
-    resolve_pinned_reference,
     sha256_digest,
     soci_v1_from_image_details,
     soci_v1_from_referrers,
@@ -346,7 +348,7 @@ class EcrImageHook(PatientHookMixin, EcrHook):
         )
         for failure in response.get("failures", ()):
             if failure.get("failureCode") != "ImageNotFound":
-                raise LyftLearnError(
+                raise ServiceError(
                     f"ECR could not return image {failure.get('imageId')} from repository "
                     f"{repository.name!r}: {failure.get('failureCode')}: {failure.get('failureReason')}"
                 )
@@ -358,7 +360,7 @@ class EcrImageHook(PatientHookMixin, EcrHook):
             except ValueError:
                 document = None
             if not isinstance(document, dict):
-                raise LyftLearnError(
+                raise ServiceError(
                     f"ECR returned a manifest that is not a JSON object for {image['imageId']} "
                     f"in repository {repository.name!r}"
                 )

@@ -10,7 +10,7 @@ from airflow.providers.amazon.aws.hooks.eventbridge import EventBridgeHook
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 from botocore.exceptions import ClientError
 
-from lyftlearn_provider.events_setup import (
+from lyftlearn_provider.event_route import (
     DEFAULT_MAX_RECEIVE_COUNT,
     DEFAULT_RETENTION_SECONDS,
     DEFAULT_VISIBILITY_TIMEOUT_SECONDS,
@@ -23,6 +23,7 @@ from lyftlearn_provider.events_setup import (
     rule_pattern,
     validate_queue_settings,
 )
+from lyftlearn_provider.exceptions import ServiceError
 from lyftlearn_provider.hooks.base import PatientHookMixin
 from lyftlearn_provider.naming import DEFAULT_PREFIX
 from lyftlearn_provider.retries import (
@@ -222,7 +223,7 @@ class EventRouteHook(PatientHookMixin, SqsHook):
             lambda: events.put_targets(Rule=rule, Targets=[{"Id": TARGET_ID, "Arn": queue_arn}])
         )
         if result.get("FailedEntryCount"):
-            raise RuntimeError(
+            raise ServiceError(
                 f"EventBridge did not accept target {TARGET_ID} of rule {rule}: {result['FailedEntries']}"
             )
         changed.append(f"target {TARGET_ID} of rule {rule}: " + ("created" if ours is None else "replaced"))

@@ -10,6 +10,7 @@ from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from botocore.exceptions import ClientError
 
+from lyftlearn_provider.exceptions import ServiceError
 from lyftlearn_provider.hooks.base import PatientHookMixin
 from lyftlearn_provider.naming import MAX_ATTEMPTS, attempt_job_name
 from lyftlearn_provider.retries import (
@@ -80,23 +81,46 @@ class SageMakerTrainingHook(PatientHookMixin, SageMakerHook):
             created = False
         description = self.describe_job(name)
         if description is None:
-            raise RuntimeError(f"SageMaker accepted training job {name} but does not describe it")
+            raise ServiceError(f"SageMaker accepted training job {name} but does not describe it")
         return description, created
 
-    def find_warm_pool_donor(self, name: str) -> str | None:
+    def list_tags(self, arn: str) -> list[dict[str, str]]:
+        """Return every tag of a SageMaker resource (all pages)."""
+        tags: list[dict[str, str]] = []
+        request: dict[str, Any] = {"ResourceArn": arn, "MaxResults": 100}
+        while True:
+            page = self.patiently(lambda: self.conn.list_tags(**request))
+            tags.extend(page.get("Tags", []))
+            if not page.get("NextToken"):
+                return tags
+            request["NextToken"] = page["NextToken"]
+
+    def find_warm_pool_donor(self, description: Mapping[str, Any], max_pages: int = 10) -> str | None:
         """Return the earlier job whose warm pool this job reused, or None.
 
         SageMaker records reuse on the donor (``WarmPoolStatus.ReusedByJob``), not on the job that
-        benefited, so one ``ListTrainingJobs`` of reused pools finds it.
+        benefited, so the donor is looked for among jobs with a reused pool created before this one,
+        newest first, a page of 100 at a time and at most ``max_pages`` pages (busy accounts have many).
+
+        :param description: the ``DescribeTrainingJob`` of the job that may have started on a pool.
         """
-        response = self.patiently(
-            lambda: self.conn.list_training_jobs(
-                WarmPoolStatusEquals="Reused", SortBy="CreationTime", SortOrder="Descending", MaxResults=100
-            )
-        )
-        for summary in response.get("TrainingJobSummaries", []):
-            if (summary.get("WarmPoolStatus") or {}).get("ReusedByJob") == name:
-                return str(summary["TrainingJobName"])
+        name = description["TrainingJobName"]
+        request: dict[str, Any] = {
+            "WarmPoolStatusEquals": "Reused",
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+            "MaxResults": 100,
+        }
+        if description.get("CreationTime") is not None:
+            request["CreationTimeBefore"] = description["CreationTime"]
+        for _ in range(max_pages):
+            response = self.patiently(lambda: self.conn.list_training_jobs(**request))
+            for summary in response.get("TrainingJobSummaries", []):
+                if (summary.get("WarmPoolStatus") or {}).get("ReusedByJob") == name:
+                    return str(summary["TrainingJobName"])
+            if not response.get("NextToken"):
+                return None
+            request["NextToken"] = response["NextToken"]
         return None
 
     def stop_job(self, name: str) -> bool:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from lyftlearn_provider.events_setup import (
+from lyftlearn_provider.event_route import (
     DEFAULT_MAX_RECEIVE_COUNT,
     DEFAULT_RETENTION_SECONDS,
     DEFAULT_VISIBILITY_TIMEOUT_SECONDS,

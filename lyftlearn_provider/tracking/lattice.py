@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from lyftlearn_provider.events_setup import EVENT_DETAIL_TYPE, EVENT_SOURCE
+from lyftlearn_provider.event_route import EVENT_DETAIL_TYPE, EVENT_SOURCE
 from lyftlearn_provider.status import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, is_terminal
 
 DELETING = "Deleting"

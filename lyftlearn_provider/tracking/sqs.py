@@ -77,7 +77,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
-from lyftlearn_provider.events_setup import RECEIVE_WAIT_SECONDS
+from lyftlearn_provider.event_route import RECEIVE_WAIT_SECONDS
 from lyftlearn_provider.retries import NO_BOTOCORE_RETRIES, backoff
 from lyftlearn_provider.status import TrainingEventStatus
 from lyftlearn_provider.tracking.budget import LoopLocal

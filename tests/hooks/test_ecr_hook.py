@@ -17,7 +17,8 @@ import pytest
 
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.hooks.ecr import EcrImageHook
-from lyftlearn_provider.images import SociPolicy, sha256_digest
+from lyftlearn_provider.images import SociPolicy
+from lyftlearn_provider.manifests import sha256_digest
 
 OCI = pathlib.Path(__file__).resolve().parent.parent / "data" / "oci"
 REGISTRY = "123456789012.dkr.ecr.us-east-1.amazonaws.com"

@@ -25,7 +25,7 @@ import boto3
 import pytest
 
 from lyftlearn_provider.hooks.events import EventRouteHook
-from lyftlearn_provider.runtime import render_training_job
+from lyftlearn_provider.rendering.sagemaker import render_training_job
 from lyftlearn_provider.status import is_terminal
 from lyftlearn_provider.testing.aws import ControlError
 from lyftlearn_provider.tracking.sqs import sqs_consumer

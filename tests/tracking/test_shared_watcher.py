@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from lyftlearn_provider.runtime import render_training_job
+from lyftlearn_provider.rendering.sagemaker import render_training_job
 from lyftlearn_provider.status import to_datetime
 from lyftlearn_provider.tracking import budget as budget_module
 from lyftlearn_provider.tracking.watcher import shared_watcher

@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from lyftlearn_provider.hooks.events import EventRouteHook
-from lyftlearn_provider.runtime import render_training_job
+from lyftlearn_provider.rendering.sagemaker import render_training_job
 from lyftlearn_provider.tracking.lattice import (
     JobLedger,
     MalformedEvent,

@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from lyftlearn_provider.hooks.events import EventRouteHook
-from lyftlearn_provider.runtime import render_training_job
+from lyftlearn_provider.rendering.sagemaker import render_training_job
 from lyftlearn_provider.tracking.sqs import sqs_consumer
 from lyftlearn_provider.triggers.training import TrainingJobTrigger
 from tests.helpers import event_body, make_spec, until

@@ -16,7 +16,7 @@ import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
 from lyftlearn_provider.operators.training import TrainModelOperator
-from lyftlearn_provider.runtime import render_training_job
+from lyftlearn_provider.rendering.sagemaker import render_training_job
 from lyftlearn_provider.tracking.budget import process_budget
 from lyftlearn_provider.triggers import training as training_module
 from lyftlearn_provider.triggers.training import MAX_TRANSIENT_FAILURES, TrainingJobTrigger

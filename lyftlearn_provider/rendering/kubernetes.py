@@ -1,9 +1,9 @@
 """Render a RuntimeSpec to a Kubernetes pod that gives the program the same contract as SageMaker.
 
-The other half of the runtime contract (:mod:`lyftlearn_provider.runtime`): pure functions that turn
+The other half of the runtime contract (:mod:`lyftlearn_provider.contract`): pure functions that turn
 a validated spec into plain JSON-shaped manifests in the Kubernetes API's camelCase (what
-``kubectl get pod -o json`` shows). Only the standard library and this package are imported; callers
-convert with :func:`to_v1_pod` or hand the dict to the cncf-kubernetes provider.
+``kubectl get pod -o json`` shows). Only the standard library and this package are imported; the
+cncf-kubernetes provider takes the dicts as they are.
 
 What the program sees, and how the pod provides it
 --------------------------------------------------
@@ -80,62 +80,51 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
+from lyftlearn_provider.contract import (
+    ENV_CONFIG,
+    ENV_SECRETS,
+    HYPERPARAMETERS_FILE,
+    INPUT_CONFIG_DIR,
+    INPUT_DATA_DIR,
+    STOP_GRACE_SECONDS,
+    WRITABLE_DIRECTORIES,
+    Runtime,
+    container_environment,
+    hyperparameter_values,
+)
 from lyftlearn_provider.exceptions import InvalidSpecError
+from lyftlearn_provider.images import parse_image_reference
 from lyftlearn_provider.naming import validate_job_name
 from lyftlearn_provider.runtime import (
     DEFAULT_RUN_AS_USER,
-    ENV_CONFIG,
-    ENV_SECRETS,
-    ENV_SPILL_URI,
-    EntryLimits,
     PodSecurity,
     ResourceProfile,
-    Runtime,
     RuntimeSpec,
-    SpillSplit,
-    TrainingJobRendering,
-    check_image_reference,
-    container_environment,
-    hyperparameter_values,
-    image_has_digest,
     require_rendered,
-    spill_payload_for,
-    split_for_spill,
 )
+from lyftlearn_provider.spill import EntryLimits, SpillSplit, spill_payload_for, split_for_spill
+from lyftlearn_provider.validation import EMPTY
 
-if TYPE_CHECKING:
-    from kubernetes.client import V1Pod
-
-# SageMaker's container layout, reproduced in the pod.
-INPUT_CONFIG_DIR = "/opt/ml/input/config"
-HYPERPARAMETERS_FILE = "hyperparameters.json"
-HYPERPARAMETERS_PATH = f"{INPUT_CONFIG_DIR}/{HYPERPARAMETERS_FILE}"
-INPUT_DATA_DIR = "/opt/ml/input/data"
-#: Volume name to directory the program may write to on every runtime.
-WRITABLE_DIRECTORIES: Mapping[str, str] = MappingProxyType(
-    {
-        "lyftlearn-tmp": "/tmp",
-        "lyftlearn-model": "/opt/ml/model",
-        "lyftlearn-output": "/opt/ml/output",
-        "lyftlearn-checkpoints": "/opt/ml/checkpoints",
-    }
-)
 CONFIG_VOLUME = "lyftlearn-config"
 INPUT_DATA_VOLUME = "lyftlearn-input-data"
 INPUT_LOADER_TMP_VOLUME = "lyftlearn-input-loader-tmp"
 INPUT_LOADER_PREFIX = "lyftlearn-input-"
-_INPUT_LOADER_ARGS = ("s3", "cp", "--recursive", "--only-show-errors")
+INPUT_LOADER_ARGS = ("s3", "cp", "--recursive", "--only-show-errors")
 
 LYFTLEARN_PREFIX = "lyftlearn.io/"
 HYPERPARAMETERS_ANNOTATION = f"{LYFTLEARN_PREFIX}hyperparameters"
 JOB_NAME_LABEL = f"{LYFTLEARN_PREFIX}job-name"
 RUNTIME_LABEL = f"{LYFTLEARN_PREFIX}runtime"
+#: The run's base job name, on every attempt's pod: how a retry finds the run's pods.
+RUN_LABEL = f"{LYFTLEARN_PREFIX}run"
+#: The attempt number (1, 2 ...) of the pod within its run.
+ATTEMPT_LABEL = f"{LYFTLEARN_PREFIX}attempt"
+#: The image reference as the DAG wrote it, before pinning: a retry re-pins when it changed.
+IMAGE_REFERENCE_ANNOTATION = f"{LYFTLEARN_PREFIX}image-reference"
 IRSA_ROLE_ANNOTATION = "eks.amazonaws.com/role-arn"
 GPU_RESOURCE = "nvidia.com/gpu"
-#: SageMaker sends SIGTERM and kills the container 120 s later; a pod gets the same grace period.
-STOP_GRACE_SECONDS = 120
 DEFAULT_CONTAINER_NAME = "base"
 
 # Kubernetes' own limits (k8s.io/apimachinery validation) and Linux's.
@@ -164,8 +153,6 @@ _IRSA_VARIABLES = frozenset({"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"})
 _RESTART_POLICIES = ("Never", "OnFailure")
 _TOLERATION_KEYS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
 _POD_RUNTIMES = (Runtime.KUBERNETES.value, Runtime.VALIDATION.value)
-
-_EMPTY: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +230,42 @@ POD_HYPERPARAMETER_LIMITS = EntryLimits(
 
 
 @dataclasses.dataclass(frozen=True)
+class RunLabels:
+    """The run a pod belongs to: labelled so a retry finds it, annotated with the image reference.
+
+    :param base_name: the run's base job name (a label value: at most 63 characters).
+    :param attempt: the attempt number within the run.
+    :param image_reference: the image reference as the DAG wrote it, before pinning.
+    """
+
+    base_name: str
+    attempt: int
+    image_reference: str
+
+    def labels(self) -> dict[str, str]:
+        """Return the pod's run and attempt labels."""
+        return {RUN_LABEL: self.base_name, ATTEMPT_LABEL: str(self.attempt)}
+
+    def annotations(self) -> dict[str, str]:
+        """Return the pod's image-reference annotation."""
+        return {IMAGE_REFERENCE_ANNOTATION: self.image_reference}
+
+
+def xcom_sidecar_security_context() -> dict[str, Any]:
+    """Return the security context of KubernetesPodOperator's XCom sidecar: restricted, whatever the spec.
+
+    The sidecar only waits and answers ``cat`` through exec; it needs no privilege, capability or
+    writable root file system (R7), and runs as the pod's non-root user.
+    """
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
 class PodRendering:
     """Hold a pod manifest and what must be uploaded before the pod is created.
 
@@ -263,7 +286,8 @@ class PodRendering:
 # ----------------------------------------------------------------------------------------- validation
 
 
-def _check_dns_label(value: object, field: str, example: str) -> str:
+def check_dns_label(value: object, field: str, example: str) -> str:
+    """Return ``value`` when it is a DNS-1123 label (a namespace, a container name); raise naming the fix."""
     if not isinstance(value, str) or len(value) > MAX_DNS_LABEL_LENGTH or not _DNS_LABEL.fullmatch(value):
         raise InvalidSpecError(
             field,
@@ -274,7 +298,8 @@ def _check_dns_label(value: object, field: str, example: str) -> str:
     return value
 
 
-def _check_dns_subdomain(value: object, field: str, example: str) -> str:
+def check_dns_subdomain(value: object, field: str, example: str) -> str:
+    """Return ``value`` when it is a DNS-1123 subdomain (a pod or service account name); raise otherwise."""
     if (
         not isinstance(value, str)
         or len(value) > MAX_DNS_SUBDOMAIN_LENGTH
@@ -313,7 +338,8 @@ def _check_qualified_name(key: object, field: str) -> str:
     return key
 
 
-def _check_labels(labels: object, field: str) -> dict[str, str]:
+def check_labels(labels: object, field: str) -> dict[str, str]:
+    """Return a copy of ``labels`` when every key and value is valid for Kubernetes; raise otherwise."""
     if not isinstance(labels, Mapping):
         raise InvalidSpecError(
             field, f"must be a mapping, got {type(labels).__name__}", "Pass a dict of str to str."
@@ -397,6 +423,10 @@ def _check_tolerations(tolerations: object) -> list[dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------------------- rendering
+
+
+def _has_digest(image: str) -> bool:
+    return parse_image_reference(image).digest is not None
 
 
 def pod_name(job_name: str) -> str:
@@ -509,7 +539,7 @@ def _container(spec: RuntimeSpec, *, name: str, environment: Mapping[str, str]) 
     container.update(
         env=[{"name": key, "value": value} for key, value in sorted(environment.items())],
         image=spec.image,
-        imagePullPolicy="IfNotPresent" if image_has_digest(spec.image) else "Always",
+        imagePullPolicy="IfNotPresent" if _has_digest(spec.image) else "Always",
         name=name,
         resources=pod_resources(spec.resources),
         securityContext=_container_security_context(spec),
@@ -529,7 +559,7 @@ def _input_loaders(spec: RuntimeSpec, loader_image: str | None) -> list[dict[str
             "Pass input_loader_image=<an AWS CLI v2 image pinned by digest>, e.g. "
             "'public.ecr.aws/aws-cli/aws-cli@sha256:...', or remove inputs for pods.",
         )
-    check_image_reference(loader_image, "input_loader_image")
+    parse_image_reference(loader_image, "input_loader_image")
     # The program's CPU and memory (the pod stays Guaranteed QoS), but no GPU: copying needs none.
     resources = pod_resources(spec.resources)
     loader_resources = {
@@ -543,12 +573,12 @@ def _input_loaders(spec: RuntimeSpec, loader_image: str | None) -> list[dict[str
             )
         loaders.append(
             {
-                "args": [*_INPUT_LOADER_ARGS, uri, f"{INPUT_DATA_DIR}/{channel}"],
+                "args": [*INPUT_LOADER_ARGS, uri, f"{INPUT_DATA_DIR}/{channel}"],
                 "command": ["aws"],
                 # The AWS CLI caches the role's credentials under $HOME; keep them out of the program's /tmp.
                 "env": [{"name": "HOME", "value": "/tmp"}],
                 "image": loader_image,
-                "imagePullPolicy": "IfNotPresent" if image_has_digest(loader_image) else "Always",
+                "imagePullPolicy": "IfNotPresent" if _has_digest(loader_image) else "Always",
                 "name": f"{INPUT_LOADER_PREFIX}{index}",
                 "resources": loader_resources,
                 "securityContext": _container_security_context(spec),
@@ -598,7 +628,7 @@ def render_container(
     job_name: str,
     name: str = DEFAULT_CONTAINER_NAME,
     runtime: str = Runtime.KUBERNETES.value,
-    run_environment: Mapping[str, str] = _EMPTY,
+    run_environment: Mapping[str, str] = EMPTY,
 ) -> dict[str, Any]:
     """Return the program's container, exactly as :func:`render_pod` puts it first in the pod.
 
@@ -612,7 +642,7 @@ def render_container(
     :param run_environment: ``LYFTLEARN_*`` variables from the operator.
     """
     require_rendered(spec)
-    _check_dns_label(name, "name", DEFAULT_CONTAINER_NAME)
+    check_dns_label(name, "name", DEFAULT_CONTAINER_NAME)
     validate_job_name(job_name)
     runtime = _check_pod_runtime(runtime)
     _check_environment_for_pods(spec)
@@ -630,15 +660,16 @@ def render_pod(
     service_account: str,
     job_name: str,
     runtime: str = Runtime.KUBERNETES.value,
-    run_environment: Mapping[str, str] = _EMPTY,
-    labels: Mapping[str, str] = _EMPTY,
-    annotations: Mapping[str, str] = _EMPTY,
+    run_environment: Mapping[str, str] = EMPTY,
+    labels: Mapping[str, str] = EMPTY,
+    annotations: Mapping[str, str] = EMPTY,
     container_name: str = DEFAULT_CONTAINER_NAME,
     restart_policy: str = "Never",
     active_deadline_seconds: int | None = None,
     input_loader_image: str | None = None,
-    node_selector: Mapping[str, str] = _EMPTY,
+    node_selector: Mapping[str, str] = EMPTY,
     tolerations: Sequence[Mapping[str, Any]] = (),
+    run: RunLabels | None = None,
 ) -> dict[str, Any]:
     """Render a rendered (template-free) spec to a ``v1.Pod`` manifest that keeps the runtime contract.
 
@@ -663,6 +694,7 @@ def render_pod(
     :param input_loader_image: an AWS CLI v2 image; required when the spec has ``inputs``.
     :param node_selector: the pod's ``nodeSelector``, e.g. a GPU node group's label.
     :param tolerations: the pod's ``tolerations`` in Kubernetes' spelling, e.g. for tainted GPU nodes.
+    :param run: the run and attempt the pod belongs to, as the job operator labels its pods.
     """
     rendering = render_pod_with_spill(
         spec,
@@ -680,6 +712,7 @@ def render_pod(
         input_loader_image=input_loader_image,
         node_selector=node_selector,
         tolerations=tolerations,
+        run=run,
     )
     if rendering.spill_document is not None:
         _refuse_spill(spec, rendering.spill_document)
@@ -694,15 +727,16 @@ def render_pod_with_spill(
     service_account: str,
     job_name: str,
     runtime: str = Runtime.KUBERNETES.value,
-    run_environment: Mapping[str, str] = _EMPTY,
-    labels: Mapping[str, str] = _EMPTY,
-    annotations: Mapping[str, str] = _EMPTY,
+    run_environment: Mapping[str, str] = EMPTY,
+    labels: Mapping[str, str] = EMPTY,
+    annotations: Mapping[str, str] = EMPTY,
     container_name: str = DEFAULT_CONTAINER_NAME,
     restart_policy: str = "Never",
     active_deadline_seconds: int | None = None,
     input_loader_image: str | None = None,
-    node_selector: Mapping[str, str] = _EMPTY,
+    node_selector: Mapping[str, str] = EMPTY,
     tolerations: Sequence[Mapping[str, Any]] = (),
+    run: RunLabels | None = None,
 ) -> PodRendering:
     """Render a spec to a ``v1.Pod`` and, for the rare spec that needs one, its spill document.
 
@@ -711,15 +745,15 @@ def render_pod_with_spill(
     the pod, exactly as it does for a SageMaker job.
     """
     require_rendered(spec)
-    _check_dns_subdomain(name, "name", "ll-fraud-train-0123456789")
-    _check_dns_label(namespace, "namespace", "ml-training")
-    _check_dns_subdomain(service_account, "service_account", "fraud-training")
-    _check_dns_label(container_name, "container_name", DEFAULT_CONTAINER_NAME)
+    check_dns_subdomain(name, "name", "ll-fraud-train-0123456789")
+    check_dns_label(namespace, "namespace", "ml-training")
+    check_dns_subdomain(service_account, "service_account", "fraud-training")
+    check_dns_label(container_name, "container_name", DEFAULT_CONTAINER_NAME)
     validate_job_name(job_name)
     runtime = _check_pod_runtime(runtime)
-    user_labels = _check_labels(labels, "labels")
+    user_labels = check_labels(labels, "labels")
     user_annotations = _check_annotations(annotations)
-    selector = _check_labels(node_selector, "node_selector")
+    selector = check_labels(node_selector, "node_selector")
     toleration_list = _check_tolerations(tolerations)
     if restart_policy not in _RESTART_POLICIES:
         raise InvalidSpecError(
@@ -764,9 +798,15 @@ def render_pod_with_spill(
         "metadata": {
             "annotations": {
                 **user_annotations,
+                **(run.annotations() if run else {}),
                 HYPERPARAMETERS_ANNOTATION: _hyperparameters_json(split.hyperparameters),
             },
-            "labels": {**user_labels, JOB_NAME_LABEL: job_name, RUNTIME_LABEL: runtime},
+            "labels": {
+                **user_labels,
+                **(run.labels() if run else {}),
+                JOB_NAME_LABEL: job_name,
+                RUNTIME_LABEL: runtime,
+            },
             "name": name,
             "namespace": namespace,
         },
@@ -775,48 +815,7 @@ def render_pod_with_spill(
     return PodRendering(manifest=manifest, spill_uri=split.spill_uri, spill_document=split.spill_document)
 
 
-def to_v1_pod(manifest: Mapping[str, Any]) -> V1Pod:
-    """Return the manifest as the official client's ``V1Pod`` (imports ``kubernetes`` on first call).
-
-    :param manifest: e.g. ``render_pod(...).manifest``.
-    """
-    from kubernetes.client import ApiClient
-
-    class _Response:
-        data = json.dumps(manifest)
-
-    return ApiClient().deserialize(_Response(), "V1Pod")
-
-
-# ------------------------------------------------------------------------------------ service accounts
-
-
-def render_service_account(
-    spec: RuntimeSpec, *, name: str, namespace: str, labels: Mapping[str, str] = _EMPTY
-) -> dict[str, Any]:
-    """Return a ``v1.ServiceAccount`` that gives its pods the spec's IAM role through IRSA.
-
-    :param spec: the runtime spec whose ``role_arn`` the account carries.
-    :param name: a DNS-1123 subdomain.
-    :param namespace: a DNS-1123 label.
-    :param labels: labels for the account.
-    """
-    _check_dns_subdomain(name, "service_account", "fraud-training")
-    _check_dns_label(namespace, "namespace", "ml-training")
-    metadata: dict[str, Any] = {"annotations": {IRSA_ROLE_ANNOTATION: spec.role_arn}}
-    if labels:
-        metadata["labels"] = _check_labels(labels, "labels")
-    metadata.update(name=name, namespace=namespace)
-    return {
-        "apiVersion": "v1",
-        # Pods of this account need AWS, not the Kubernetes API; IRSA projects its own token.
-        "automountServiceAccountToken": False,
-        "kind": "ServiceAccount",
-        "metadata": metadata,
-    }
-
-
-def _account_metadata(service_account: Any) -> tuple[str | None, str | None, Mapping[str, Any]]:
+def service_account_metadata(service_account: Any) -> tuple[str | None, str | None, Mapping[str, Any]]:
     """Return (name, namespace, annotations) of a service account manifest or ``V1ServiceAccount``."""
     if isinstance(service_account, Mapping):
         metadata = service_account.get("metadata") or {}
@@ -834,7 +833,7 @@ def service_account_role(service_account: Any) -> str | None:
 
     :param service_account: a manifest dict, or the official client's ``V1ServiceAccount``.
     """
-    role = _account_metadata(service_account)[2].get(IRSA_ROLE_ANNOTATION)
+    role = service_account_metadata(service_account)[2].get(IRSA_ROLE_ANNOTATION)
     return role if isinstance(role, str) and role else None
 
 
@@ -849,7 +848,7 @@ def require_service_account_role(spec: RuntimeSpec, service_account: Any) -> Non
     role = service_account_role(service_account)
     if role == spec.role_arn:
         return
-    name, namespace, _ = _account_metadata(service_account)
+    name, namespace, _ = service_account_metadata(service_account)
     found = f"carries role {role}" if role else f"has no {IRSA_ROLE_ANNOTATION} annotation"
     raise InvalidSpecError(
         "service_account",
@@ -858,123 +857,3 @@ def require_service_account_role(spec: RuntimeSpec, service_account: Any) -> Non
         f"{IRSA_ROLE_ANNOTATION}={spec.role_arn} --overwrite; or run the pod as an account that carries "
         "that role.",
     )
-
-
-# -------------------------------------------------------------------------------------------- parity
-
-
-def program_view(
-    rendering: TrainingJobRendering | PodRendering | Mapping[str, Any], *, service_account: Any = None
-) -> dict[str, Any]:
-    """Return what the program sees once the contract is applied, for either runtime.
-
-    The view holds the image, command and args; the environment with the spill document merged in
-    (``LYFTLEARN_SPILL_URI``, consumed by the merge, left out); the hyperparameters file merged with the
-    document; the input channels and where they land; which contract directories are writable; the
-    stop limits; and where AWS credentials come from. Renderings of one spec agree on everything but
-    ``LYFTLEARN_RUNTIME`` and ``credentials["mechanism"]``.
-
-    :param rendering: ``render_training_job(...)``, ``render_pod_with_spill(...)`` or a pod manifest
-        (``render_pod(...)``).
-    :param service_account: pods only: the service account manifest (or ``V1ServiceAccount``) the pod
-        runs as; its IRSA role is the view's ``role_arn``.
-    """
-    document: Mapping[str, Mapping[str, str]] = {}
-    if isinstance(rendering, TrainingJobRendering):
-        view = _training_job_view(rendering.request)
-        document = rendering.spill_document or {}
-    elif isinstance(rendering, PodRendering):
-        view = _pod_view(rendering.manifest, service_account)
-        document = rendering.spill_document or {}
-    else:
-        view = _pod_view(rendering, service_account)
-    environment = {**view["environment"], **document.get("environment", {})}
-    environment.pop(ENV_SPILL_URI, None)
-    view["environment"] = dict(sorted(environment.items()))
-    view["hyperparameters"] = dict(
-        sorted({**view["hyperparameters"], **document.get("hyperparameters", {})}.items())
-    )
-    return view
-
-
-def _training_job_view(request: Mapping[str, Any]) -> dict[str, Any]:
-    algorithm = request["AlgorithmSpecification"]
-    channels = {
-        channel["ChannelName"]: {
-            "path": f"{INPUT_DATA_DIR}/{channel['ChannelName']}",
-            "s3_uri": channel["DataSource"]["S3DataSource"]["S3Uri"],
-        }
-        for channel in request.get("InputDataConfig", [])
-    }
-    return {
-        "image": algorithm["TrainingImage"],
-        "command": algorithm.get("ContainerEntrypoint"),
-        "args": algorithm.get("ContainerArguments"),
-        "environment": dict(request["Environment"]),
-        "hyperparameters": dict(request.get("HyperParameters", {})),
-        "input_data": dict(sorted(channels.items())),
-        # SageMaker's whole file system is writable.
-        "writable_directories": sorted(WRITABLE_DIRECTORIES.values()),
-        "max_runtime_seconds": request["StoppingCondition"]["MaxRuntimeInSeconds"],
-        "stop_grace_seconds": STOP_GRACE_SECONDS,
-        "credentials": {"mechanism": "sagemaker:RoleArn", "role_arn": request["RoleArn"]},
-    }
-
-
-def _pod_view(manifest: Mapping[str, Any], service_account: Any) -> dict[str, Any]:
-    metadata = manifest["metadata"]
-    pod_spec = manifest["spec"]
-    container = pod_spec["containers"][0]
-    volumes = {volume["name"]: volume for volume in pod_spec.get("volumes", [])}
-    mounts = {mount["mountPath"]: mount for mount in container.get("volumeMounts", [])}
-
-    files: dict[str, str] = {}
-    for path, mount in mounts.items():
-        for item in volumes.get(mount["name"], {}).get("downwardAPI", {}).get("items", []):
-            match = re.fullmatch(r"metadata\.annotations\['([^']+)'\]", item["fieldRef"]["fieldPath"])
-            if match and match.group(1) in metadata.get("annotations", {}):
-                files[f"{path}/{item['path']}"] = metadata["annotations"][match.group(1)]
-
-    root_writable = not container.get("securityContext", {}).get("readOnlyRootFilesystem", False)
-    writable = [
-        path
-        for path in sorted(WRITABLE_DIRECTORIES.values())
-        if root_writable
-        or (
-            path in mounts
-            and "emptyDir" in volumes.get(mounts[path]["name"], {})
-            and not mounts[path].get("readOnly")
-        )
-    ]
-
-    channels: dict[str, dict[str, str]] = {}
-    data_mount = mounts.get(INPUT_DATA_DIR)
-    for loader in pod_spec.get("initContainers", []):
-        args = loader.get("args", [])
-        shares_data = data_mount is not None and any(
-            mount["mountPath"] == INPUT_DATA_DIR and mount["name"] == data_mount["name"]
-            for mount in loader.get("volumeMounts", [])
-        )
-        if loader.get("command") == ["aws"] and tuple(args[:-2]) == _INPUT_LOADER_ARGS and shares_data:
-            uri, path = args[-2:]
-            channels[path.removeprefix(f"{INPUT_DATA_DIR}/")] = {"path": path, "s3_uri": uri}
-
-    # Only the account the pod actually runs as gives it credentials.
-    role = None
-    if service_account is not None:
-        name, namespace, _ = _account_metadata(service_account)
-        if (name, namespace) == (pod_spec.get("serviceAccountName"), metadata.get("namespace")):
-            role = service_account_role(service_account)
-
-    return {
-        "image": container["image"],
-        "command": container.get("command"),
-        "args": container.get("args"),
-        "environment": {item["name"]: item["value"] for item in container.get("env", [])},
-        "hyperparameters": json.loads(files[HYPERPARAMETERS_PATH]) if HYPERPARAMETERS_PATH in files else {},
-        "input_data": dict(sorted(channels.items())),
-        "writable_directories": writable,
-        "max_runtime_seconds": pod_spec.get("activeDeadlineSeconds"),
-        "stop_grace_seconds": pod_spec.get("terminationGracePeriodSeconds"),
-        "credentials": {"mechanism": "kubernetes:serviceAccount (IRSA)", "role_arn": role},
-    }

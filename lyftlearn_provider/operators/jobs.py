@@ -1,0 +1,374 @@
+"""The lifecycle every LyftLearn job task shares, whatever the job kind and wherever it runs.
+
+:class:`JobOperator` owns the Airflow side: it names the run's job, finds it or creates the next
+attempt (with the image pinned once per run), defers or waits, resumes, stops what runs when the task
+is killed or times out, and returns one typed result. A :class:`~lyftlearn_provider.backends.base.JobBackend`
+does each step on its platform. Subclasses (``TrainModelOperator``) declare their arguments and
+build their backends; they do not repeat this.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow.sdk import BaseOperator
+
+from lyftlearn_provider.backends.base import (
+    Deferral,
+    Job,
+    JobBackend,
+    JobRecord,
+    JobRun,
+    JobState,
+    RunIdentity,
+)
+from lyftlearn_provider.exceptions import InvalidSpecError, JobError, LyftLearnError
+from lyftlearn_provider.images import SociPolicy, parse_image_reference
+from lyftlearn_provider.naming import run_fingerprint, training_job_name, validate_prefix
+from lyftlearn_provider.runtime import RuntimeSpec
+from lyftlearn_provider.status import FailedJobPolicy
+from lyftlearn_provider.validation import thaw
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from lyftlearn_provider.results import TrainingResult
+
+#: XCom key of the task's :class:`JobRecord`: the job it follows, its attempt, whether it adopted it and
+#: its deadline. Read back when the task resumes: the triggerer keeps ``next_kwargs`` but
+#: ``dag.test()`` replaces them with the event, and a deferral timeout brings none.
+RECORD_XCOM_KEY = "training_job"
+#: SageMaker's default MaxRuntimeInSeconds, used when neither the operator nor the task sets a limit.
+DEFAULT_MAX_RUNTIME_SECONDS = 24 * 3600
+#: Airflow's ``next_method`` when the triggerer fails a deferred task (``TRIGGER_FAIL_REPR`` upstream).
+TRIGGER_FAILED = "__fail__"
+_SECRET_FIX = (
+    "Pass secrets by reference: secrets={'NAME': '<Secrets Manager ARN or name>'}; the program resolves "
+    "it with its own role, so the value never reaches SageMaker, the pod manifest, XCom or the logs."
+)
+
+
+def check_poll_interval(value: object) -> float:
+    """Return ``value`` as seconds when it is a finite, positive number; raise naming the fix otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidSpecError(
+            "poll_interval", f"{value!r} is not a number of seconds", "Pass a number, e.g. 30 (not '30')."
+        )
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidSpecError("poll_interval", f"{value!r} is not a positive, finite number", "Use e.g. 30.")
+    return float(value)
+
+
+def _redactor() -> Any:
+    """Return Airflow's secrets-masker ``redact`` (its module moved between Airflow 3.1 and 3.3)."""
+    try:
+        from airflow.sdk._shared.secrets_masker import redact
+    except ImportError:  # Airflow 3.1
+        from airflow.sdk.execution_time.secrets_masker import redact  # type: ignore[no-redef]
+    return redact
+
+
+def refuse_masked_secrets(spec: RuntimeSpec, tags: Mapping[str, str] | None = None) -> None:
+    """Raise when a rendered value holds something Airflow masks as a secret (R7).
+
+    A sensitive Variable or a Connection's password templated into ``environment`` or
+    ``hyperparameters`` would reach SageMaker in clear text — visible to anyone who may describe the
+    job — and the pod manifest likewise. Airflow's secrets masker knows every such value once it was
+    read, so a value it would redact is refused, naming the field.
+    """
+    redact = _redactor()
+
+    def walk(value: Any, field: str) -> None:
+        if isinstance(value, str):
+            if redact(value) != value:
+                raise InvalidSpecError(field, "holds a value Airflow masks as a secret", _SECRET_FIX)
+        elif isinstance(value, Mapping):
+            for key, item in value.items():
+                walk(item, f"{field}[{key!r}]")
+        elif isinstance(value, (list, tuple)):
+            for index, item in enumerate(value):
+                walk(item, f"{field}[{index}]")
+
+    for name in RuntimeSpec.template_fields:
+        walk(thaw(getattr(spec, name)), f"spec.{name}")
+    walk(dict(tags or {}), "tags")
+
+
+class JobOperator(BaseOperator):
+    """Run one job per task instance on a backend; the lifecycle is here, each platform's steps there.
+
+    Subclasses set :attr:`backend_arguments` (argument name to the backends it applies to) and build
+    the backend in :meth:`make_backend`.
+    """
+
+    #: Backend-specific arguments: name to the backends (values of ``self.backend``) that read it.
+    backend_arguments: ClassVar[Mapping[str, frozenset[str]]] = {}
+    #: How the task's log and errors name the job.
+    job_noun: ClassVar[str] = "job"
+
+    def __init__(
+        self,
+        *,
+        spec: RuntimeSpec,
+        backend: str,
+        job_name_prefix: str,
+        poll_interval: float,
+        soci: SociPolicy | str,
+        if_job_failed: FailedJobPolicy | str,
+        max_runtime_seconds: int | None,
+        deferrable: bool,
+        given: Mapping[str, Any],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.deferrable = deferrable
+        if not isinstance(spec, RuntimeSpec):
+            raise InvalidSpecError(
+                "spec",
+                f"expected a RuntimeSpec, got {type(spec).__name__}",
+                "Pass RuntimeSpec(image=..., ...).",
+            )
+        for name, value in given.items():
+            applies_to = self.backend_arguments.get(name)
+            if applies_to is not None and value is not None and backend not in applies_to:
+                raise InvalidSpecError(
+                    name,
+                    f"does not apply to backend={backend!r}",
+                    f"Remove it, or use backend={sorted(applies_to)[0]!r}, which reads it.",
+                )
+        self.spec = spec
+        self.job_name_prefix = validate_prefix(job_name_prefix)
+        self.poll_interval = check_poll_interval(poll_interval)
+        self.soci = SociPolicy.coerce(soci)
+        try:
+            self.if_job_failed = FailedJobPolicy(if_job_failed)
+        except ValueError:
+            raise InvalidSpecError(
+                "if_job_failed",
+                f"{if_job_failed!r} is not a policy",
+                f"Use one of {[p.value for p in FailedJobPolicy]}.",
+            ) from None
+        self.max_runtime_seconds = max_runtime_seconds
+        self._run: JobRun | None = None
+        self._following: str | None = None
+
+    # ------------------------------------------------------------------ what subclasses provide
+    def make_backend(self) -> JobBackend:
+        """Return the backend this task runs its job on, built from the task's (rendered) arguments."""
+        raise NotImplementedError
+
+    def check_rendered(self, context: Context) -> None:
+        """Check what only rendering could settle; raise ``InvalidSpecError`` before anything is created."""
+        refuse_masked_secrets(self.spec)
+
+    def resolve_image(self, reference: str, *, adopting: bool = False) -> dict[str, Any] | None:
+        """Pin ``reference`` to a digest and find its SOCI index; return the facts (None when unknown)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ the lifecycle
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Find the run's job or create its next attempt, then follow it here or from the triggerer."""
+        run = self._start(context)
+        self.check_rendered(context)
+        job = self._backend.find(run)
+        if job is not None and job.state in (JobState.RUNNING, JobState.SUCCEEDED):
+            verb = (
+                "completed: reusing its result"
+                if job.state is JobState.SUCCEEDED
+                else "running: following it"
+            )
+            self.log.info("%s %s of this run is already %s.", self.job_noun.capitalize(), job.name, verb)
+            self._warn_on_drift(job)
+            image = self.resolve_image(job.image, adopting=True) if job.image else None
+            adopted = True
+        else:
+            if job is not None:
+                self._apply_failed_job_policy(job)
+            image = self._pin_image(run, predecessor=job)
+            if run.killed:
+                raise LyftLearnError(f"The task was killed before its {self.job_noun} was created.")
+            job, created = self._backend.create(
+                run, attempt=(job.attempt if job else 0) + 1, image=image, reference=self.spec.image
+            )
+            adopted = not created
+            if run.killed:
+                # The kill came while the request was in flight: what it created must not run on.
+                self._backend.stop(run, job.name)
+                raise LyftLearnError(f"The task was killed while {self.job_noun} {job.name} was created.")
+        record = JobRecord(job.name, job.attempt, adopted, deadline=self._deadline(context), image=image)
+        self._remember(run, job, record)
+        return self._wait_for(run, job, record)
+
+    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+        """Resume after the trigger fired: a job that still runs is followed again, an ended one finished."""
+        run = self._start(context)
+        record = self._record(context)
+        if record is None:
+            record = self._backend.record_from_event(run, event)
+            self.log.warning(
+                "No record of the %s in XCom: resuming on %s from the event.", self.job_noun, record.job_name
+            )
+        self._following = record.job_name
+        step = self._backend.resume(run, record, event)
+        if isinstance(step, Job) and not step.state.ended:
+            record = dataclasses.replace(record, tracking_errors=record.tracking_errors + 1)
+            context["ti"].xcom_push(key=RECORD_XCOM_KEY, value=record.to_xcom())
+        return self._wait_for(run, step, record)
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Stop the job first when the triggerer failed the task (deferral timeout, trigger crash)."""
+        if next_method == TRIGGER_FAILED:
+            run = self._start(context)
+            record = self._record(context)
+            stopped = self._backend.stop(run, record.job_name if record else None)
+            self.log.warning(
+                "The deferral ended without the %s finishing: stopped %s.",
+                self.job_noun,
+                stopped or "nothing",
+            )
+        return super().resume_execution(next_method, next_kwargs, context)
+
+    def on_kill(self) -> None:
+        """Stop what the run has running: on kill, execution timeout and mark-failed, even mid-lookup."""
+        run = self._run
+        if run is None:
+            return
+        run.killed = True
+        stopped = self._backend.stop(run, self._following)
+        self.log.info("Task killed: stopped %s.", stopped or f"no running {self.job_noun}")
+
+    # ------------------------------------------------------------------ steps
+    @cached_property
+    def _backend(self) -> JobBackend:
+        return self.make_backend()
+
+    def _start(self, context: Context) -> JobRun:
+        ti = context["ti"]
+        map_index = ti.map_index if ti.map_index is not None else -1
+        identity = RunIdentity(
+            dag_id=ti.dag_id,
+            task_id=ti.task_id,
+            run_id=ti.run_id,
+            map_index=map_index,
+            base_name=training_job_name(
+                dag_id=ti.dag_id,
+                task_id=ti.task_id,
+                run_id=ti.run_id,
+                map_index=map_index,
+                prefix=self.job_name_prefix,
+            ),
+            fingerprint=run_fingerprint(ti.dag_id, ti.task_id, ti.run_id, map_index),
+            data_interval_start=context.get("data_interval_start"),
+            data_interval_end=context.get("data_interval_end"),
+        )
+        # Set before anything is asked of the platform: a kill from here on finds the run's job.
+        self._run = JobRun(identity=identity, context=context, deferrable=self.deferrable, log=self.log)
+        return self._run
+
+    def _apply_failed_job_policy(self, job: Job) -> None:
+        status = job.state.value
+        if self.if_job_failed is FailedJobPolicy.FAIL:
+            raise self._error(
+                job,
+                f"{job.reason or 'no reason given'}; if_job_failed='fail' keeps retries from starting "
+                f"another {self.job_noun}. Set if_job_failed='new_attempt' to retrain.",
+            )
+        self.log.info(
+            "%s %s ended %s: starting attempt %d.",
+            self.job_noun.capitalize(),
+            job.name,
+            status,
+            job.attempt + 1,
+        )
+
+    def _pin_image(self, run: JobRun, predecessor: Job | None) -> dict[str, Any] | None:
+        """Pin once per run: a new attempt runs its predecessor's digest unless the reference changed."""
+        reference = self.spec.image
+        if predecessor is not None and predecessor.image:
+            previous = self._backend.image_reference(run, predecessor)
+            unchanged = (
+                previous == reference
+                if previous is not None
+                # Jobs created before the reference was recorded: the same repository counts as unchanged.
+                else parse_image_reference(predecessor.image).name == parse_image_reference(reference).name
+            )
+            if unchanged:
+                return self.resolve_image(predecessor.image)
+            self.log.info(
+                "The image reference changed since attempt %d (%s, now %s): pinning the new one.",
+                predecessor.attempt,
+                previous,
+                reference,
+            )
+        return self.resolve_image(reference)
+
+    def _remember(self, run: JobRun, job: Job, record: JobRecord) -> None:
+        self._following = job.name
+        run.context["ti"].xcom_push(key=RECORD_XCOM_KEY, value=record.to_xcom())
+        self._backend.persist_links(run, job)
+
+    def _record(self, context: Context) -> JobRecord | None:
+        ti = context["ti"]
+        return JobRecord.from_xcom(
+            ti.xcom_pull(task_ids=ti.task_id, key=RECORD_XCOM_KEY, map_indexes=ti.map_index)
+        )
+
+    def _wait_for(self, run: JobRun, step: Job | Deferral, record: JobRecord) -> dict[str, Any]:
+        if isinstance(step, Job) and not step.state.ended:
+            step = self._backend.follow(run, step, record)
+        if isinstance(step, Deferral):
+            self.defer(
+                trigger=step.trigger, method_name="execute_complete", timeout=step.timeout, kwargs=step.kwargs
+            )
+        return self._finish(run, step, record)
+
+    def _finish(self, run: JobRun, job: Job, record: JobRecord) -> dict[str, Any]:
+        if job.state is JobState.FAILED:
+            raise self._error(job, job.reason or "no reason given")
+        if job.state is JobState.STOPPED:
+            raise self._error(
+                job,
+                f"{job.reason or 'no reason given'}: it was stopped outside this task "
+                f"({self._backend.stopped_by}). Clear the task to start a new attempt.",
+            )
+        result = self._backend.result(run, job, record)
+        self.report(run, result)
+        return result.to_xcom()
+
+    def report(self, run: JobRun, result: TrainingResult) -> None:
+        """Log what the job did and send its timings to Airflow's metrics."""
+
+    def _error(self, job: Job, reason: str) -> JobError:
+        return self._backend.job_error(job.name, job.state.value.capitalize(), reason)
+
+    def _deadline(self, context: Context) -> float | None:
+        start = context["ti"].start_date
+        if self.execution_timeout is None or start is None:
+            return None
+        return (start + self.execution_timeout).timestamp()
+
+    def _max_runtime_seconds(self) -> int:
+        if self.max_runtime_seconds is not None:
+            return self.max_runtime_seconds
+        if self.execution_timeout is not None:
+            return max(1, int(self.execution_timeout.total_seconds()))
+        return DEFAULT_MAX_RUNTIME_SECONDS
+
+    def _warn_on_drift(self, job: Job) -> None:
+        """Warn when the run's job runs another image than the DAG now names (a moved tag is not one)."""
+        if not job.image:
+            return
+        running, wanted = parse_image_reference(job.image), parse_image_reference(self.spec.image)
+        if running.name != wanted.name or (wanted.digest is not None and wanted.digest != running.digest):
+            self.log.warning(
+                "%s %s runs image %s, not %s as the DAG now says: following it anyway, since this run "
+                "started it. Clear the task after it ends to train with the new image.",
+                self.job_noun.capitalize(),
+                job.name,
+                job.image,
+                self.spec.image,
+            )

@@ -1,0 +1,193 @@
+"""The result a training task returns: one typed shape, filled by every backend, JSON-safe in XCom.
+
+:class:`TrainingResult` is built from what the backend saw — a SageMaker ``DescribeTrainingJob``
+(:func:`from_training_job`) or a finished pod (the kubernetes backend) — and pushed to XCom as
+:meth:`TrainingResult.to_xcom`'s plain dict, so templates read ``result['model_artifact_uri']``.
+Pure, standard library only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from lyftlearn_provider.status import TRAINING, to_datetime
+
+
+def iso(value: Any) -> str | None:
+    """Return ``value`` (a datetime, an epoch or ISO text) as ISO 8601 text, or None."""
+    moment = to_datetime(value)
+    return moment.isoformat() if moment else None
+
+
+def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None:
+    if start is None or end is None:
+        return None
+    return round(max(0.0, (end - start).total_seconds()), 3)
+
+
+def startup_breakdown(transitions: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """
+    Return seconds spent in each secondary status before ``Training`` started.
+
+    This is the start-up cost that SOCI-indexed images and warm pools attack. A status that is
+    still open (the job has not reached ``Training``) is left out rather than guessed.
+    """
+    breakdown: dict[str, float] = {}
+    for index, transition in enumerate(transitions):
+        if transition.get("Status") == TRAINING:
+            break
+        start = to_datetime(transition.get("StartTime"))
+        end = to_datetime(transition.get("EndTime"))
+        if end is None and index + 1 < len(transitions):
+            end = to_datetime(transitions[index + 1].get("StartTime"))
+        seconds = _seconds(start, end)
+        if seconds is not None:
+            status = str(transition.get("Status"))
+            breakdown[status] = round(breakdown.get(status, 0.0) + seconds, 3)
+    return breakdown
+
+
+def phase_seconds(transitions: Sequence[Mapping[str, Any]], status: str) -> float | None:
+    """Return the seconds the job spent in one secondary status, or None when it never closed."""
+    for index, transition in enumerate(transitions):
+        if transition.get("Status") != status:
+            continue
+        end = to_datetime(transition.get("EndTime"))
+        if end is None and index + 1 < len(transitions):
+            end = to_datetime(transitions[index + 1].get("StartTime"))
+        return _seconds(to_datetime(transition.get("StartTime")), end)
+    return None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class WarmPool:
+    """A SageMaker warm pool a job kept (or started on).
+
+    :param status: ``Available``, ``InUse``, ``Reused`` or ``Terminated``.
+    :param reused_by_job: the later job that started on this job's pool.
+    :param keep_alive_seconds: how long the pool is kept after the job.
+    :param reused_pool_of: the earlier job whose pool this job started on.
+    """
+
+    status: str | None
+    reused_by_job: str | None
+    keep_alive_seconds: int | None
+    reused_pool_of: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainingResult:
+    """What a finished training task returns, the same on every backend.
+
+    Fields a backend cannot know are None (a pod has no ARN, billable seconds or warm pool).
+
+    :param backend: ``sagemaker`` or ``kubernetes``.
+    :param job_name: the job (or pod) that trained.
+    :param job_arn: SageMaker's ARN of the job.
+    :param status: ``Completed``.
+    :param attempt: 1 for the run's first job, 2 for ``<name>-a2`` ...
+    :param adopted: whether this task found the job already there (a retry, a clear, a lost response).
+    :param model_artifact_uri: where the model is, e.g. ``s3://.../model.tar.gz``.
+    :param image: the pinned image that trained, ``registry/repo@sha256:...``.
+    :param image_resolution: how that image was resolved (``ImageResolution.to_dict()``), or None.
+    :param soci: ``"v2"``, ``"v1"`` or None.
+    :param final_metrics: metric name to final value.
+    :param startup_seconds: seconds per start-up phase before training began.
+    :param startup_total_seconds: their sum.
+    :param training_seconds: seconds in the training phase.
+    :param billable_seconds: SageMaker's billable seconds.
+    :param warm_pool: the warm pool the job kept or started on.
+    :param created_at: when the job was created (ISO 8601).
+    :param ended_at: when it ended (ISO 8601).
+    :param data_interval_start: the run's data interval start (ISO 8601), or None.
+    :param data_interval_end: the run's data interval end (ISO 8601), or None.
+    """
+
+    backend: str
+    job_name: str
+    job_arn: str | None
+    status: str
+    attempt: int
+    adopted: bool
+    model_artifact_uri: str | None
+    image: str | None
+    image_resolution: Mapping[str, Any] | None
+    soci: str | None
+    final_metrics: Mapping[str, float]
+    startup_seconds: Mapping[str, float]
+    startup_total_seconds: float
+    training_seconds: float | None
+    billable_seconds: int | None
+    warm_pool: WarmPool | None
+    created_at: str | None
+    ended_at: str | None
+    data_interval_start: str | None
+    data_interval_end: str | None
+
+    def to_xcom(self) -> dict[str, Any]:
+        """Return the result as the JSON-safe dict the task pushes to XCom."""
+        data = dataclasses.asdict(self)
+        data["data_interval"] = {
+            "start": data.pop("data_interval_start"),
+            "end": data.pop("data_interval_end"),
+        }
+        return data
+
+    def describe_startup(self) -> str:
+        """Return one log line that explains where the job's start-up time went."""
+        parts = ", ".join(f"{status} {seconds:.1f}s" for status, seconds in self.startup_seconds.items())
+        pool = f"; warm pool {self.warm_pool.status}" if self.warm_pool and self.warm_pool.status else ""
+        return f"start-up {self.startup_total_seconds:.1f}s ({parts or 'no start-up phases recorded'}){pool}"
+
+
+def from_training_job(
+    description: Mapping[str, Any],
+    *,
+    attempt: int,
+    adopted: bool,
+    image_resolution: Mapping[str, Any] | None = None,
+    reused_pool_of: str | None = None,
+    data_interval_start: Any = None,
+    data_interval_end: Any = None,
+) -> TrainingResult:
+    """Return the result of a finished SageMaker training job from its ``DescribeTrainingJob``."""
+    transitions = description.get("SecondaryStatusTransitions") or []
+    breakdown = startup_breakdown(transitions)
+    pool = description.get("WarmPoolStatus")
+    keep_alive = (description.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds")
+    return TrainingResult(
+        backend="sagemaker",
+        job_name=description["TrainingJobName"],
+        job_arn=description.get("TrainingJobArn"),
+        status=description["TrainingJobStatus"],
+        attempt=attempt,
+        adopted=adopted,
+        model_artifact_uri=(description.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
+        image=(description.get("AlgorithmSpecification") or {}).get("TrainingImage"),
+        image_resolution=dict(image_resolution) if image_resolution else None,
+        soci=image_resolution.get("soci") if image_resolution else None,
+        final_metrics={
+            metric["MetricName"]: metric["Value"] for metric in description.get("FinalMetricDataList") or []
+        },
+        startup_seconds=breakdown,
+        startup_total_seconds=round(sum(breakdown.values()), 3),
+        training_seconds=phase_seconds(transitions, TRAINING),
+        billable_seconds=description.get("BillableTimeInSeconds"),
+        warm_pool=(
+            WarmPool(
+                status=pool.get("Status"),
+                reused_by_job=pool.get("ReusedByJob"),
+                keep_alive_seconds=keep_alive,
+                reused_pool_of=reused_pool_of,
+            )
+            if pool
+            else None
+        ),
+        created_at=iso(description.get("CreationTime")),
+        ended_at=iso(description.get("TrainingEndTime")),
+        data_interval_start=iso(data_interval_start),
+        data_interval_end=iso(data_interval_end),
+    )
