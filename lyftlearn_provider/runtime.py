@@ -369,7 +369,8 @@ class RuntimeSpec:
     def render_with(self, render: Callable[[Any], Any]) -> RuntimeSpec:
         """Return a new, validated spec with ``render`` applied to each of :attr:`template_fields`.
 
-        Each field reaches ``render`` as plain lists and dicts, the shapes Airflow's templater walks.
+        Each field reaches ``render`` as plain lists and dicts, the shapes Airflow's templater walks;
+        ``render`` is called once per field, in :attr:`template_fields` order.
 
         :param render: e.g. ``functools.partial(operator.render_template, context=context)``.
         """

@@ -46,6 +46,7 @@ RECORD_XCOM_KEY = "training_job"
 DEFAULT_MAX_RUNTIME_SECONDS = 24 * 3600
 #: Airflow's ``next_method`` when the triggerer fails a deferred task (``TRIGGER_FAIL_REPR`` upstream).
 TRIGGER_FAILED = "__fail__"
+_KILLED = "the task was killed (or timed out, or was marked failed), which stopped it"
 _SECRET_FIX = (
     "Pass secrets by reference: secrets={'NAME': '<Secrets Manager ARN or name>'}; the program resolves "
     "it with its own role, so the value never reaches SageMaker, the pod manifest, XCom or the logs."
@@ -96,6 +97,16 @@ def refuse_masked_secrets(spec: RuntimeSpec, tags: Mapping[str, str] | None = No
     for name in RuntimeSpec.template_fields:
         walk(thaw(getattr(spec, name)), f"spec.{name}")
     walk(dict(tags or {}), "tags")
+
+
+def template_error(field: str, error: Exception) -> InvalidSpecError:
+    """Return the configuration error of a template that could not be rendered (no retry renders it)."""
+    return InvalidSpecError(
+        field,
+        f"its template could not be rendered ({type(error).__name__}: {error})",
+        "Fix the template. A run triggered without a logical date has no data_interval_* or ds: use "
+        "run_after, or '{{ data_interval_end | default(run_after) }}'.",
+    )
 
 
 class JobOperator(BaseOperator):
@@ -155,6 +166,38 @@ class JobOperator(BaseOperator):
         self.max_runtime_seconds = max_runtime_seconds
         self._run: JobRun | None = None
         self._following: str | None = None
+
+    # ------------------------------------------------------------------ templates
+    def render_template(
+        self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
+    ) -> Any:
+        """Render templates, including the string fields of a frozen ``RuntimeSpec`` (validated again)."""
+        if not isinstance(content, RuntimeSpec):
+            return super().render_template(content, context, jinja_env, seen_oids)
+        import jinja2
+
+        fields = iter(content.template_fields)
+
+        def render(value: Any) -> Any:
+            name = next(fields)  # render_with calls once per field, in template_fields order
+            try:
+                return super(JobOperator, self).render_template(value, context, jinja_env, seen_oids)
+            except jinja2.TemplateError as error:
+                raise template_error(f"spec.{name}", error) from error
+
+        return content.render_with(render)
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render every templated field; a template that cannot be rendered is a configuration error."""
+        import jinja2
+
+        for name in self.template_fields:
+            try:
+                self._do_render_template_fields(
+                    self, [name], context, jinja_env or self.get_template_env(), set()
+                )
+            except jinja2.TemplateError as error:
+                raise template_error(name, error) from error
 
     # ------------------------------------------------------------------ what subclasses provide
     def make_backend(self) -> JobBackend:
@@ -318,6 +361,9 @@ class JobOperator(BaseOperator):
         )
 
     def _wait_for(self, run: JobRun, step: Job | Deferral, record: JobRecord) -> dict[str, Any]:
+        if run.killed:
+            # on_kill ran (from SIGTERM) while this thread went on: nothing is deferred or waited for.
+            raise self._backend.job_error(record.job_name, "Stopped", _KILLED)
         if isinstance(step, Job) and not step.state.ended:
             step = self._backend.follow(run, step, record)
         if isinstance(step, Deferral):
@@ -327,6 +373,8 @@ class JobOperator(BaseOperator):
         return self._finish(run, step, record)
 
     def _finish(self, run: JobRun, job: Job, record: JobRecord) -> dict[str, Any]:
+        if run.killed:
+            raise self._error(job, _KILLED)
         if job.state is JobState.FAILED:
             raise self._error(job, job.reason or "no reason given")
         if job.state is JobState.STOPPED:

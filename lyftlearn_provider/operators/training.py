@@ -274,36 +274,6 @@ class TrainModelOperator(JobOperator):
                 tags=self.tags,
             )
 
-    # ------------------------------------------------------------------ templates
-    def render_template(
-        self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
-    ) -> Any:
-        """Render templates, including the string fields of a frozen ``RuntimeSpec``."""
-        if isinstance(content, RuntimeSpec):
-            return content.render_with(
-                lambda value: super(TrainModelOperator, self).render_template(
-                    value, context, jinja_env, seen_oids
-                )
-            )
-        return super().render_template(content, context, jinja_env, seen_oids)
-
-    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Render every templated field; a template that cannot be rendered is a configuration error."""
-        import jinja2
-
-        for name in self.template_fields:
-            try:
-                super()._do_render_template_fields(
-                    self, [name], context, jinja_env or self.get_template_env(), set()
-                )
-            except jinja2.TemplateError as error:
-                raise InvalidSpecError(
-                    name,
-                    f"its template could not be rendered ({type(error).__name__}: {error})",
-                    "Fix the template. A run triggered without a logical date has no data_interval_* or "
-                    "ds: use run_after, or '{{ data_interval_end | default(run_after) }}'.",
-                ) from error
-
     # ------------------------------------------------------------------ what the lifecycle asks of this task
     def make_backend(self) -> JobBackend:
         """Return the backend of ``backend=``, with the (rendered) arguments that apply to it."""

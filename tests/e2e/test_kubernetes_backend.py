@@ -96,3 +96,68 @@ def test_missing_or_wrong_service_account_fails_before_any_pod(k8s):
     with pytest.raises(InvalidSpecError, match="assumes role"):
         operator.execute(make_context())
     assert not [path for method, path in k8s.requests() if method == "POST" and path.endswith("/pods")]
+
+
+HARDENING = Path(__file__).resolve().parent / "dags" / "e2e_hardening.py"
+
+
+@pytest.mark.usefixtures("guarded")
+def test_a_failed_pod_is_followed_by_attempt_two_with_a_hardened_xcom_sidecar(k8s, training_image):
+    # Bugs: the pod result reported the try number as its attempt and always adopted=False; the XCom
+    # sidecar ran unhardened (privilege escalation, writable root file system, all capabilities).
+    from airflow.dag_processing.dagbag import DagBag
+
+    service_account(k8s)
+    returned = {"model_artifact_uri": "s3://lyftlearn-models/fraud/pod/model.tar.gz", "metrics": {"auc": 0.8}}
+    pods: list[dict] = []
+
+    def first_attempt(pod: dict) -> bool:
+        pods.append(pod)
+        return not pod["metadata"]["name"].endswith("-a2")
+
+    k8s.on_pod(PodBehavior(xcom=returned), predicate=lambda pod: pod["metadata"]["name"].endswith("-a2"))
+    k8s.on_pod(PodBehavior(exit_code=1, logs=["diverged"]), predicate=first_attempt)
+    dag = DagBag(dag_folder=str(HARDENING)).dags["lyftlearn_e2e_pod_retry"]
+    when = dt.datetime(2026, 11, 28, 15, 0, tzinfo=dt.timezone.utc)
+    dagrun = dag.test(logical_date=when, run_after=when)
+    assert str(dagrun.state) == "success"
+    result = xcom_value(dagrun.dag_id, dagrun.run_id, "train")
+    assert (result["attempt"], result["adopted"]) == (2, False)
+    assert result["job_name"].endswith("-a2")
+    first = pods[0]
+    assert first["metadata"]["labels"]["lyftlearn.io/attempt"] == "1"
+    assert first["metadata"]["annotations"]["lyftlearn.io/image-reference"].endswith("/fraud-model:1")
+    sidecars = [c for c in first["spec"]["containers"] if c["name"] == "airflow-xcom-sidecar"]
+    assert sidecars, "the XCom sidecar is where the program's result comes from"
+    for container in first["spec"]["containers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"] == {"drop": ["ALL"]}
+    assert first["spec"]["securityContext"]["runAsNonRoot"] is True
+    # The failed attempt is kept (its events explain the failure), marked so nothing reattaches to it.
+    (kept,) = k8s.objects("pods")
+    assert kept["metadata"]["labels"]["already_checked"] == "True"
+
+
+def test_deferral_timeout_deletes_the_pod_and_calls_no_sagemaker(k8s, aws, training_image):
+    # Bug: on the kubernetes backend a deferral timeout called StopTrainingJob with the pod's name.
+    from airflow.sdk.exceptions import TaskDeferralTimeout, TaskDeferred
+
+    from lyftlearn_provider.operators.training import TrainModelOperator
+    from tests.helpers import make_context
+
+    service_account(k8s)
+    k8s.on_pod(PodBehavior(run_seconds=None))  # trains until deleted
+    operator = load("deferrable").get_task("train")
+    assert isinstance(operator, TrainModelOperator)
+    context = {**make_context(), "dag": None}
+    with pytest.raises(TaskDeferred):
+        operator.execute(context)
+    assert [pod["metadata"]["name"] for pod in k8s.objects("pods")]
+    fresh = load("deferrable").get_task("train")  # the worker that resumes is a new process
+    with pytest.raises(TaskDeferralTimeout):
+        fresh.resume_execution("__fail__", {"error": "Trigger timeout"}, context)
+    deletes = [path for method, path in k8s.requests() if method == "DELETE" and "/pods/" in path]
+    assert deletes
+    assert aws.control.calls(service="sagemaker") == []

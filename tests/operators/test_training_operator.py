@@ -284,8 +284,9 @@ def test_on_kill_stops_the_job_being_waited_for(aws):
     operator.on_kill()
     worker.join(10)
     assert not worker.is_alive()
-    assert aws.control.job(BASE)["TrainingJobStatus"] == "Stopped"
+    assert aws.control.wait_for_status(BASE, "Stopped")["TrainingJobStatus"] == "Stopped"
     assert isinstance(errors[0], TrainingJobError)
+    assert "killed" in str(errors[0])
 
 
 def test_synchronous_mode_waits_through_a_throttling_storm(aws):
@@ -498,3 +499,170 @@ def test_adopting_a_running_job_survives_an_image_lookup_failure(aws):
     trigger = defer(make_operator(deferrable=True), make_context(StandInTaskInstance(try_number=2)))
     assert trigger.job_name == BASE
     assert len(aws.control.jobs()) == 1
+
+
+# ----------------------------------------------------------------- bugs found by trying it (issue 8)
+
+
+def hold_first_request(operator, action: str):
+    """Hold the operator's first ``action`` request at the HTTP boundary until released.
+
+    A botocore ``before-send`` handler on the operator's own SageMaker client: the request is built and
+    about to leave when it blocks, as a slow network would hold it.
+    """
+    held, release = threading.Event(), threading.Event()
+
+    def gate(**_: object) -> None:
+        if not held.is_set():
+            held.set()
+            assert release.wait(20), "the test never released the held request"
+
+    operator._backend.hook.conn.meta.events.register(f"before-send.sagemaker.{action}", gate)
+    return held, release
+
+
+def run_in_thread(call):
+    outcome: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            outcome["result"] = call()
+        except BaseException as error:  # the test inspects what the task raised
+            outcome["error"] = error
+
+    worker = threading.Thread(target=target)
+    worker.start()
+    return worker, outcome
+
+
+def test_kill_while_a_retry_looks_up_the_running_job_stops_it(aws):
+    # Bug: a kill, execution timeout or mark-failed arriving while a retry still looked up the run's
+    # running job (before adopting it) stopped nothing, and the job kept running.
+    defer(make_operator(deferrable=True), make_context())
+    retry = make_operator(deferrable=True)
+    held, release = hold_first_request(retry, "DescribeTrainingJob")
+    worker, outcome = run_in_thread(lambda: retry.execute(make_context(StandInTaskInstance(try_number=2))))
+    assert held.wait(20)
+    retry.on_kill()  # Airflow calls it on SIGTERM (mark-failed, kill) and after an execution timeout
+    release.set()
+    worker.join(30)
+    assert aws.control.job(BASE)["TrainingJobStatus"] in ("Stopping", "Stopped")
+    assert isinstance(outcome.get("error"), TrainingJobError)
+    assert "killed" in str(outcome["error"])
+    assert creates(aws) == 1
+
+
+def test_kill_while_the_create_request_is_in_flight_stops_what_it_created(aws):
+    operator = make_operator(deferrable=True)
+    held, release = hold_first_request(operator, "CreateTrainingJob")
+    worker, outcome = run_in_thread(lambda: operator.execute(make_context()))
+    assert held.wait(20)
+    operator.on_kill()  # the job does not exist yet: nothing to stop now
+    release.set()
+    worker.join(30)
+    assert "killed" in str(outcome.get("error"))
+    assert aws.control.job(BASE)["TrainingJobStatus"] in ("Stopping", "Stopped")
+
+
+@pytest.mark.parametrize("interval", [float("nan"), float("inf"), -1, "30", True])
+def test_poll_interval_must_be_a_finite_positive_number(aws, interval):
+    # Bug: NaN and infinity were accepted (a synchronous task created its job, then crashed in its
+    # wait loop and left the job running), and "30" raised a bare TypeError.
+    with pytest.raises(InvalidSpecError) as raised:
+        make_operator(poll_interval=interval)
+    assert raised.value.field == "poll_interval"
+    assert aws.control.calls(service="sagemaker") == []
+
+
+def test_adopting_its_own_pinned_job_warns_of_no_image_drift(aws, capsys):
+    # Bug: every adoption logged "The running job uses image …@sha256:…, not …:tag".
+    defer(make_operator(deferrable=True), make_context())
+    capsys.readouterr()
+    defer(make_operator(deferrable=True), make_context(StandInTaskInstance(try_number=2)))
+    assert "as the DAG now says" not in capsys.readouterr().out
+    # A DAG that now names another repository is told that the running job is not what it names.
+    from lyftlearn_provider.testing.aws.images import push_image
+
+    push_image(boto3.client("ecr"), "other-model", "1", soci="v2")
+    other = make_spec(image=f"{REGISTRY}/other-model:1")
+    defer(make_operator(deferrable=True, spec=other), make_context(StandInTaskInstance(try_number=3)))
+    assert "as the DAG now says" in capsys.readouterr().out
+
+
+def test_new_attempt_after_the_image_reference_changed_pins_the_new_reference(aws, training_image):
+    # Bug: a new attempt always reran its predecessor's digest, also after the DAG's image was changed
+    # to fix the failure. Now the predecessor's digest is reused only while the reference is the same.
+    from lyftlearn_provider.testing.aws.images import push_image
+
+    defer(make_operator(deferrable=True), make_context())
+    aws.control.fail(BASE, "AlgorithmError: the bug the new image fixes")
+    fixed = push_image(boto3.client("ecr"), "fraud-model", "2", soci="v2", build="fixed")
+    operator = make_operator(deferrable=True, spec=make_spec(image=f"{REGISTRY}/fraud-model:2"))
+    trigger = defer(operator, make_context(StandInTaskInstance(try_number=2)))
+    assert trigger.job_name == BASE + "-a2"
+    assert aws.control.job(trigger.job_name)["AlgorithmSpecification"]["TrainingImage"] == (
+        f"{REGISTRY}/fraud-model@{fixed}"
+    )
+    assert fixed != training_image
+
+
+def test_user_tags_leave_room_for_the_providers_own(aws):
+    # Bug: the 50-tag limit was checked without the provider's own lyftlearn:* tags, so 45 user tags
+    # passed parsing and failed at run time.
+    from lyftlearn_provider.tags import IDENTITY_TAG_KEYS, MAX_USER_TAGS
+
+    assert MAX_USER_TAGS == 50 - len(IDENTITY_TAG_KEYS)
+    with pytest.raises(InvalidSpecError) as raised:
+        make_operator(tags={f"k{i}": "v" for i in range(MAX_USER_TAGS + 1)})
+    assert raised.value.field == "tags"
+    assert f"use at most {MAX_USER_TAGS}" in str(raised.value).lower()
+    trigger = defer(
+        make_operator(deferrable=True, tags={f"k{i}": "v" for i in range(MAX_USER_TAGS)}), make_context()
+    )
+    arn = aws.control.job(trigger.job_name)["TrainingJobArn"]
+    assert len(boto3.client("sagemaker").list_tags(ResourceArn=arn, MaxResults=100)["Tags"]) == 50
+
+
+def test_warm_pool_donor_is_found_past_the_first_page(aws):
+    # Bug: find_warm_pool_donor read one page of 100 reused pools, so busy accounts saw no donor.
+    from lyftlearn_provider.rendering.sagemaker import render_training_job
+    from lyftlearn_provider.runtime import ResourceProfile
+
+    first_ti = StandInTaskInstance(run_id="scheduled__2026-11-28T15:00:00+00:00")
+    donor = defer(make_operator(deferrable=True, keep_alive_seconds=1800), make_context(first_ti)).job_name
+    finish(aws, donor)
+    sagemaker = boto3.client("sagemaker")
+    other = make_spec(resources=ResourceProfile(instance_type="ml.m5.large"))  # other teams' pools
+    for index in range(101):
+        for role in ("a", "b"):
+            request = render_training_job(
+                other, job_name=f"busy-{index}-{role}", max_runtime_seconds=3600, keep_alive_seconds=600
+            ).request
+            sagemaker.create_training_job(**request)
+            aws.control.complete(request["TrainingJobName"])  # -b reuses -a's pool: -a is "Reused"
+    second_ti = StandInTaskInstance(run_id="scheduled__2026-11-28T15:15:00+00:00")
+    second = make_operator(deferrable=True, keep_alive_seconds=1800)
+    context = make_context(second_ti)
+    job = defer(second, context).job_name
+    finish(aws, job)
+    result = second.execute_complete(context, event={"status": "terminal", "job_name": job})
+    reused = sagemaker.list_training_jobs(WarmPoolStatusEquals="Reused", MaxResults=100)
+    assert reused.get("NextToken"), "the donor must not be on the first page for this test to mean anything"
+    assert result["warm_pool"]["reused_pool_of"] == donor
+
+
+def test_a_value_airflow_masks_is_refused_before_anything_is_created(aws):
+    # R7: a sensitive Variable or Connection field templated into the environment would reach SageMaker
+    # in clear text, readable by anyone who may describe the job.
+    from airflow.sdk.log import mask_secret
+
+    mask_secret("hunter2-very-secret")
+    spec = make_spec(environment={"DB_PASSWORD": "{{ params.password }}"})
+    operator = make_operator(spec=spec, deferrable=True)
+    operator.spec = operator.render_template(spec, {"params": {"password": "hunter2-very-secret"}})
+    with pytest.raises(InvalidSpecError) as raised:
+        operator.execute(make_context())
+    assert raised.value.field == "spec.environment['DB_PASSWORD']"
+    assert "secrets=" in raised.value.fix
+    assert "hunter2" not in str(raised.value)
+    assert aws.control.calls(service="sagemaker") == []
