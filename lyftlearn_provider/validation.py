@@ -113,8 +113,8 @@ def require_int(value: object, field: str, low: int, high: int | None, fix: str)
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidSpecError(field, f"{value!r} is not an integer", fix)
     if value < low or (high is not None and value > high):
-        bound = f"{low}..{high}" if high is not None else f">= {low}"
-        raise InvalidSpecError(field, f"{value} is outside {bound}", fix)
+        problem = f"{value} is outside {low}..{high}" if high is not None else f"{value} is less than {low}"
+        raise InvalidSpecError(field, problem, fix)
 
 
 def require_mapping(value: object, field: str, example: str) -> Mapping[Any, Any]:
