@@ -109,7 +109,7 @@ class ResourceProfile:
     """Describe the compute a job runs on.
 
     The Kubernetes fields size a pod; None derives them from ``instance_type``
-    (:func:`lyftlearn_provider.pod.pod_resources`).
+    (:func:`lyftlearn_provider.rendering.kubernetes.pod_resources`).
 
     :param instance_type: SageMaker instance type, ``ml.<family>.<size>``.
     :param instance_count: number of instances, at least 1.

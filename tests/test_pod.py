@@ -477,7 +477,7 @@ def test_service_account_without_the_specs_role_is_refused(annotations: dict[str
 
     with pytest.raises(InvalidSpecError) as caught:
         require_service_account_role(typical_spec(), account)
-    assert_names_field_and_fix(caught.value, "service_account")
+    assert_names_field_and_fix(caught.value, "service_account_name")
     assert found in caught.value.problem
     assert f"kubectl annotate serviceaccount -n {NAMESPACE} {ACCOUNT}" in caught.value.fix
     assert f"eks.amazonaws.com/role-arn={ROLE}" in caught.value.fix

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from airflow.triggers.base import BaseTrigger
 
     from lyftlearn_provider.results import TrainingResult
+    from lyftlearn_provider.runtime import RuntimeSpec
 
 
 class JobState(str, enum.Enum):
@@ -80,6 +81,34 @@ class Deferral:
     trigger: BaseTrigger
     timeout: dt.timedelta | None = None
     kwargs: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class AwsSettings:
+    """How the task reaches AWS: connection, region, TLS verification and botocore configuration."""
+
+    aws_conn_id: str | None
+    region_name: str | None
+    verify: bool | str | None
+    botocore_config: dict[str, Any] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class JobSettings:
+    """What every backend of a job task is given, whatever its platform.
+
+    :param spec: the rendered spec; its image is replaced by the pinned one when a job is created.
+    :param aws: how to reach AWS (image pinning and spill documents need it on every platform).
+    :param max_runtime_seconds: the job's time limit (SageMaker's ``MaxRuntimeInSeconds``).
+    :param poll_interval: seconds between two looks at the job.
+    :param job_name_prefix: the first part of every job name.
+    """
+
+    spec: RuntimeSpec
+    aws: AwsSettings
+    max_runtime_seconds: int
+    poll_interval: float
+    job_name_prefix: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +205,7 @@ class JobBackend(abc.ABC):
     """One platform's side of a job's lifecycle. The operator calls these in order; see the module docs.
 
     :param operator: the task, for what Airflow needs from it (links, the task id of composed operators).
+    :param settings: what every backend is given.
     """
 
     #: The operator arguments this backend reads; any other backend-specific argument is refused.
@@ -185,8 +215,11 @@ class JobBackend(abc.ABC):
     #: Who may have stopped a job of this backend, when the task did not.
     stopped_by: ClassVar[str] = "a user or its own time limit"
 
-    def __init__(self, operator: BaseOperator) -> None:
+    def __init__(self, operator: BaseOperator, settings: JobSettings) -> None:
         self.operator = operator
+        self.settings = settings
+        self.spec = settings.spec
+        self.aws = settings.aws
 
     @abc.abstractmethod
     def find(self, run: JobRun) -> Job | None:

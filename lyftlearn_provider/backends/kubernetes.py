@@ -25,7 +25,15 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lyftlearn_provider.backends.base import Deferral, Job, JobBackend, JobRecord, JobRun, JobState
+from lyftlearn_provider.backends.base import (
+    Deferral,
+    Job,
+    JobBackend,
+    JobRecord,
+    JobRun,
+    JobSettings,
+    JobState,
+)
 from lyftlearn_provider.exceptions import InvalidSpecError, LyftLearnError, TrainingPodError
 from lyftlearn_provider.rendering.kubernetes import (
     ATTEMPT_LABEL,
@@ -34,7 +42,7 @@ from lyftlearn_provider.rendering.kubernetes import (
     RunLabels,
     pod_name,
     render_pod_with_spill,
-    service_account_role,
+    require_service_account_role,
     xcom_sidecar_security_context,
 )
 from lyftlearn_provider.results import TrainingResult, iso
@@ -45,8 +53,6 @@ if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
     from airflow.sdk import BaseOperator
 
-    from lyftlearn_provider.backends.sagemaker import AwsSettings
-    from lyftlearn_provider.runtime import RuntimeSpec
 
 #: The training container's name in the pod (the XCom sidecar runs beside it).
 CONTAINER = "base"
@@ -88,10 +94,8 @@ def job_from_pod(pod: Any) -> Job:
 class PodTrainingBackend(JobBackend):
     """Run a spec as a Kubernetes pod through KubernetesPodOperator.
 
-    :param spec: the rendered spec; its image is replaced by the pinned one.
-    :param aws: how to reach AWS (the spill document goes to S3, as for SageMaker).
-    :param max_runtime_seconds: the pod's ``activeDeadlineSeconds``.
-    :param poll_interval: seconds between two looks at the pod.
+    :param settings: what every backend is given; the time limit is the pod's ``activeDeadlineSeconds``
+        and the spill document goes to S3, as for SageMaker.
     :param kubernetes_conn_id: the Airflow connection to the cluster.
     :param namespace: the pod's namespace.
     :param service_account_name: the pod's service account, annotated with the spec's IAM role.
@@ -114,22 +118,15 @@ class PodTrainingBackend(JobBackend):
     def __init__(
         self,
         operator: BaseOperator,
+        settings: JobSettings,
         *,
-        spec: RuntimeSpec,
-        aws: AwsSettings,
-        max_runtime_seconds: int,
-        poll_interval: float,
         kubernetes_conn_id: str | None,
         namespace: str,
         service_account_name: str,
         startup_timeout_seconds: int,
         input_loader_image: str | None,
     ) -> None:
-        super().__init__(operator)
-        self.spec = spec
-        self.aws = aws
-        self.max_runtime_seconds = max_runtime_seconds
-        self.poll_interval = poll_interval
+        super().__init__(operator, settings)
         self.kubernetes_conn_id = kubernetes_conn_id
         self.namespace = namespace
         self.service_account_name = service_account_name
@@ -182,13 +179,9 @@ class PodTrainingBackend(JobBackend):
         return self._execute(run, operator, name, attempt), True
 
     def _check_service_account(self) -> None:
+        """Fail before the pod exists unless its service account carries the spec's IAM role (IRSA)."""
         from kubernetes.client.exceptions import ApiException
 
-        field = "service_account_name"
-        fix = (
-            f"Create it in namespace {self.namespace!r} annotated "
-            f"eks.amazonaws.com/role-arn={self.spec.role_arn}, or pass the one that is."
-        )
         try:
             account = self.hook.core_v1_client.read_namespaced_service_account(
                 self.service_account_name, self.namespace
@@ -196,20 +189,16 @@ class PodTrainingBackend(JobBackend):
         except ApiException as error:
             if error.status == 404:
                 raise InvalidSpecError(
-                    field,
+                    "service_account_name",
                     f"service account {self.service_account_name!r} does not exist in namespace "
                     f"{self.namespace!r}",
-                    fix,
+                    f"Create it annotated eks.amazonaws.com/role-arn={self.spec.role_arn}, or pass one "
+                    "that is.",
                 ) from None
             raise
-        role = service_account_role(self.hook.core_v1_client.api_client.sanitize_for_serialization(account))
-        if role != self.spec.role_arn:
-            raise InvalidSpecError(
-                field,
-                f"service account {self.service_account_name!r} assumes role {role!r}, "
-                f"not the spec's {self.spec.role_arn!r}",
-                fix,
-            )
+        require_service_account_role(
+            self.spec, self.hook.core_v1_client.api_client.sanitize_for_serialization(account)
+        )
 
     def _compose(
         self,
@@ -232,7 +221,7 @@ class PodTrainingBackend(JobBackend):
             run_environment=run.identity.environment(),
             service_account=self.service_account_name,
             # SageMaker's MaxRuntimeInSeconds, as the pod's own deadline.
-            active_deadline_seconds=self.max_runtime_seconds,
+            active_deadline_seconds=self.settings.max_runtime_seconds,
             input_loader_image=self.input_loader_image,
             run=RunLabels(base_name=run.identity.base_name, attempt=attempt, image_reference=reference),
         )
@@ -254,7 +243,7 @@ class PodTrainingBackend(JobBackend):
             on_finish_action="delete_succeeded_pod",
             on_kill_action="delete_pod",
             deferrable=run.deferrable,
-            poll_interval=self.poll_interval,
+            poll_interval=self.settings.poll_interval,
             startup_timeout_seconds=self.startup_timeout_seconds,
             log_events_on_failure=True,
         )

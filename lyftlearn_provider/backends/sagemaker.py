@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from lyftlearn_provider.backends.base import Deferral, Job, JobBackend, JobRecord, JobRun, JobState
+from lyftlearn_provider.backends.base import (
+    Deferral,
+    Job,
+    JobBackend,
+    JobRecord,
+    JobRun,
+    JobSettings,
+    JobState,
+)
 from lyftlearn_provider.exceptions import LyftLearnError, TrainingJobError
 from lyftlearn_provider.rendering.sagemaker import render_training_job
 from lyftlearn_provider.results import from_training_job
@@ -33,7 +41,6 @@ if TYPE_CHECKING:
 
     from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
     from lyftlearn_provider.results import TrainingResult
-    from lyftlearn_provider.runtime import RuntimeSpec
 
 #: Error events in a row after which the task stops asking the triggerer and follows the job itself.
 MAX_TRACKING_ERRORS = 3
@@ -41,16 +48,6 @@ MAX_TRACKING_ERRORS = 3
 #: deadline itself; this only fires if it cannot.
 DEFERRAL_BACKSTOP_SECONDS = 60
 _STATES = {COMPLETED: JobState.SUCCEEDED, FAILED: JobState.FAILED, STOPPED: JobState.STOPPED}
-
-
-@dataclasses.dataclass(frozen=True)
-class AwsSettings:
-    """How the task reaches AWS: connection, region, TLS verification and botocore configuration."""
-
-    aws_conn_id: str | None
-    region_name: str | None
-    verify: bool | str | None
-    botocore_config: dict[str, Any] | None
 
 
 def job_from_description(description: Mapping[str, Any], attempt: int) -> Job:
@@ -72,15 +69,11 @@ def job_from_description(description: Mapping[str, Any], attempt: int) -> Job:
 class SageMakerTrainingBackend(JobBackend):
     """Run a spec as a SageMaker training job.
 
-    :param spec: the rendered spec; its image is replaced by the pinned one when a job is created.
-    :param aws: how to reach AWS.
-    :param max_runtime_seconds: the job's ``MaxRuntimeInSeconds``.
-    :param poll_interval: seconds between two looks at the job.
+    :param settings: what every backend is given (spec, AWS, time limit, poll interval, name prefix).
     :param keep_alive_seconds: the warm pool's ``KeepAlivePeriodInSeconds``, or None.
     :param tags: the user's tags for the job.
     :param tracking: how a deferred task learns the job ended.
     :param events_queue_url: the queue of ``tracking="events"``.
-    :param job_name_prefix: the prefix the events route matches on.
     """
 
     arguments: ClassVar[frozenset[str]] = frozenset(
@@ -92,27 +85,18 @@ class SageMakerTrainingBackend(JobBackend):
     def __init__(
         self,
         operator: BaseOperator,
+        settings: JobSettings,
         *,
-        spec: RuntimeSpec,
-        aws: AwsSettings,
-        max_runtime_seconds: int,
-        poll_interval: float,
         keep_alive_seconds: int | None,
         tags: Mapping[str, str],
         tracking: TrackingSource,
         events_queue_url: str | None,
-        job_name_prefix: str,
     ) -> None:
-        super().__init__(operator)
-        self.spec = spec
-        self.aws = aws
-        self.max_runtime_seconds = max_runtime_seconds
-        self.poll_interval = poll_interval
+        super().__init__(operator, settings)
         self.keep_alive_seconds = keep_alive_seconds
         self.tags = dict(tags)
         self.tracking = tracking
         self.events_queue_url = events_queue_url
-        self.job_name_prefix = job_name_prefix
         #: The job being created: known before the request leaves, so a kill during it stops the job.
         self._creating: str | None = None
 
@@ -126,7 +110,7 @@ class SageMakerTrainingBackend(JobBackend):
             region_name=self.aws.region_name,
             verify=self.aws.verify,
             config=self.aws.botocore_config,
-            retry_delay=min(self.poll_interval, 5.0),
+            retry_delay=min(self.settings.poll_interval, 5.0),
         )
 
     # ------------------------------------------------------------------ find and create
@@ -150,7 +134,7 @@ class SageMakerTrainingBackend(JobBackend):
         rendering = render_training_job(
             spec,
             job_name=name,
-            max_runtime_seconds=self.max_runtime_seconds,
+            max_runtime_seconds=self.settings.max_runtime_seconds,
             keep_alive_seconds=self.keep_alive_seconds,
             tags={
                 **self.tags,
@@ -259,11 +243,11 @@ class SageMakerTrainingBackend(JobBackend):
             region_name=self.aws.region_name,
             verify=self.aws.verify,
             botocore_config=self.aws.botocore_config,
-            poll_interval=self.poll_interval,
+            poll_interval=self.settings.poll_interval,
             deadline=deadline,
             source=self.tracking.value,
             queue_url=self.events_queue_url,
-            job_name_prefix=self.job_name_prefix if self.tracking is TrackingSource.EVENTS else None,
+            job_name_prefix=self.settings.job_name_prefix if self.tracking is TrackingSource.EVENTS else None,
         )
         return Deferral(trigger, timeout=timeout)
 
@@ -276,7 +260,7 @@ class SageMakerTrainingBackend(JobBackend):
                 return job_from_description(description, record.attempt)
             if record.deadline is not None and time.time() >= record.deadline:
                 self._stop_for_timeout(name)
-            pause = jittered(self.poll_interval)
+            pause = jittered(self.settings.poll_interval)
             if record.deadline is not None:
                 pause = min(pause, max(0.0, record.deadline - time.time()))
             time.sleep(pause)

@@ -8,17 +8,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk.configuration import conf
 
-from lyftlearn_provider.backends.base import JobBackend, JobRun
+from lyftlearn_provider.backends.base import AwsSettings, JobBackend, JobRun, JobSettings
 from lyftlearn_provider.backends.kubernetes import PodTrainingBackend
-from lyftlearn_provider.backends.sagemaker import AwsSettings, SageMakerTrainingBackend
+from lyftlearn_provider.backends.sagemaker import SageMakerTrainingBackend
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.images import SociPolicy
-from lyftlearn_provider.limits import MAX_KEEP_ALIVE_SECONDS
 from lyftlearn_provider.links.sagemaker import TrainingJobLink, TrainingJobLogsLink
 from lyftlearn_provider.naming import DEFAULT_PREFIX
 from lyftlearn_provider.operators.jobs import JobOperator, refuse_masked_secrets
 from lyftlearn_provider.rendering.kubernetes import check_dns_label, check_dns_subdomain, pod_name, render_pod
-from lyftlearn_provider.rendering.sagemaker import render_training_job
+from lyftlearn_provider.rendering.sagemaker import check_keep_alive, render_training_job
 from lyftlearn_provider.runtime import RuntimeSpec
 from lyftlearn_provider.status import FailedJobPolicy, TrackingSource, TrainingBackend
 from lyftlearn_provider.tags import check_user_tags
@@ -207,14 +206,7 @@ class TrainModelOperator(JobOperator):
         self.verify = verify
         self.botocore_config = botocore_config
         # SageMaker
-        if keep_alive_seconds is not None:
-            require_int(
-                keep_alive_seconds,
-                "keep_alive_seconds",
-                0,
-                MAX_KEEP_ALIVE_SECONDS,
-                f"Use 0..{MAX_KEEP_ALIVE_SECONDS} seconds, or None for no warm pool.",
-            )
+        check_keep_alive(keep_alive_seconds)
         self.keep_alive_seconds = keep_alive_seconds
         self.tags = check_user_tags(tags or {})
         try:
@@ -277,14 +269,17 @@ class TrainModelOperator(JobOperator):
     # ------------------------------------------------------------------ what the lifecycle asks of this task
     def make_backend(self) -> JobBackend:
         """Return the backend of ``backend=``, with the (rendered) arguments that apply to it."""
-        aws = AwsSettings(self.aws_conn_id, self.region_name, self.verify, self.botocore_config)
+        settings = JobSettings(
+            spec=self.spec,
+            aws=AwsSettings(self.aws_conn_id, self.region_name, self.verify, self.botocore_config),
+            max_runtime_seconds=self._max_runtime_seconds(),
+            poll_interval=self.poll_interval,
+            job_name_prefix=self.job_name_prefix,
+        )
         if self.backend is TrainingBackend.KUBERNETES:
             return PodTrainingBackend(
                 self,
-                spec=self.spec,
-                aws=aws,
-                max_runtime_seconds=self._max_runtime_seconds(),
-                poll_interval=self.poll_interval,
+                settings,
                 kubernetes_conn_id=self.kubernetes_conn_id,
                 namespace=self.namespace,
                 service_account_name=self.service_account_name,
@@ -293,15 +288,11 @@ class TrainModelOperator(JobOperator):
             )
         return SageMakerTrainingBackend(
             self,
-            spec=self.spec,
-            aws=aws,
-            max_runtime_seconds=self._max_runtime_seconds(),
-            poll_interval=self.poll_interval,
+            settings,
             keep_alive_seconds=self.keep_alive_seconds,
             tags=self.tags,
             tracking=self.tracking,
             events_queue_url=self.events_queue_url,
-            job_name_prefix=self.job_name_prefix,
         )
 
     def check_rendered(self, context: Context) -> None:

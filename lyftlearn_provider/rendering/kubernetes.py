@@ -15,11 +15,11 @@ What the program sees, and how the pod provides it
   ``LYFTLEARN_RUNTIME=kubernetes`` (or ``validation``). ``enableServiceLinks`` is off so Kubernetes
   adds no ``<SERVICE>_PORT`` variables of its own.
 - **Hyperparameters**: the file ``/opt/ml/input/config/hyperparameters.json``, as on SageMaker. The
-  pod carries the JSON (:func:`~lyftlearn_provider.runtime.hyperparameter_values`, compact, sorted) in
+  pod carries the JSON (:func:`~lyftlearn_provider.contract.hyperparameter_values`, compact, sorted) in
   the annotation ``lyftlearn.io/hyperparameters``; a read-only ``downwardAPI`` volume projects that
   annotation to the file. No ConfigMap to create or clean up, no helper image, nothing writable.
 - **Spilling**: the same rule and document as SageMaker's
-  (:func:`~lyftlearn_provider.runtime.split_for_spill`), against the limits Kubernetes and Linux
+  (:func:`~lyftlearn_provider.spill.split_for_spill`), against the limits Kubernetes and Linux
   really have: an entry moves when ``NAME=value`` is over 128 KiB (Linux's ``MAX_ARG_STRLEN``; ``execve``
   would fail), when the environment passes 512 KiB, or when the hyperparameters annotation passes
   128 KiB (the API server allows 256 KiB of annotations in all). Such specs are rare, so
@@ -27,7 +27,8 @@ What the program sees, and how the pod provides it
   spill; :func:`render_pod_with_spill` returns a :class:`PodRendering` with the document and its URI
   (``.../<job>/runtime-kubernetes.json``) for the operator to upload before creating the pod, exactly
   as for SageMaker. Usually ``LYFTLEARN_SPILL_URI`` is absent and the program sees every value
-  directly; after the merge the program's view is the same either way (:func:`program_view`).
+  directly; after the merge the program's view is the same either way
+  (:func:`lyftlearn_provider.testing.parity.program_view` proves it).
 - **Input channels**: SageMaker's File mode downloads each ``inputs`` channel to
   ``/opt/ml/input/data/<channel>`` before the program starts. The pod does the same with one init
   container per channel running ``aws s3 cp --recursive`` from ``input_loader_image`` (an AWS CLI v2
@@ -36,11 +37,11 @@ What the program sees, and how the pod provides it
   ``emptyDir`` volumes, so a program that writes where SageMaker lets it also works on a read-only root
   file system.
 - **Credentials**: the pod runs as ``service_account``, which on EKS is annotated
-  ``eks.amazonaws.com/role-arn`` with the spec's ``role_arn`` (IRSA; :func:`render_service_account`,
-  :func:`require_service_account_role`). The EKS webhook then adds ``AWS_ROLE_ARN`` and
-  ``AWS_WEB_IDENTITY_TOKEN_FILE`` to every container; the spec may not set those itself, because the
-  webhook skips containers that do and the SDKs would fall back to the node's role. The Kubernetes API
-  token is not mounted: the program needs AWS, not the cluster.
+  ``eks.amazonaws.com/role-arn`` with the spec's ``role_arn`` (IRSA;
+  :func:`require_service_account_role` checks it before the pod is created). The EKS webhook then
+  adds ``AWS_ROLE_ARN`` and ``AWS_WEB_IDENTITY_TOKEN_FILE`` to every container; the spec may not set
+  those itself, because the webhook skips containers that do and the SDKs would fall back to the
+  node's role. The Kubernetes API token is not mounted: the program needs AWS, not the cluster.
 - **Stopping**: ``activeDeadlineSeconds`` plays ``MaxRuntimeInSeconds``; SageMaker's 120 s between
   SIGTERM and SIGKILL is the pod's ``terminationGracePeriodSeconds``.
 - **Metrics**: StatsD host and port arrive through the environment, unchanged. A node-local agent
@@ -681,7 +682,7 @@ def render_pod(
     :param name: the pod name, a DNS-1123 subdomain (see :func:`pod_name`).
     :param namespace: a DNS-1123 label.
     :param service_account: the service account to run as, annotated with the spec's role
-        (:func:`render_service_account`, :func:`require_service_account_role`).
+        (:func:`require_service_account_role`).
     :param job_name: becomes ``LYFTLEARN_JOB_NAME`` and the ``lyftlearn.io/job-name`` label; valid as a
         SageMaker job name, so one name serves both runtimes.
     :param runtime: ``kubernetes`` or ``validation``; becomes ``LYFTLEARN_RUNTIME``.
@@ -837,13 +838,16 @@ def service_account_role(service_account: Any) -> str | None:
     return role if isinstance(role, str) and role else None
 
 
-def require_service_account_role(spec: RuntimeSpec, service_account: Any) -> None:
+def require_service_account_role(
+    spec: RuntimeSpec, service_account: Any, field: str = "service_account_name"
+) -> None:
     """Raise ``InvalidSpecError`` unless the service account carries the spec's role.
 
     Call it on the existing account before creating the pod, so a pod never runs with another role.
 
     :param spec: the runtime spec.
     :param service_account: a manifest dict, or the official client's ``V1ServiceAccount``.
+    :param field: the argument that named the account.
     """
     role = service_account_role(service_account)
     if role == spec.role_arn:
@@ -851,7 +855,7 @@ def require_service_account_role(spec: RuntimeSpec, service_account: Any) -> Non
     name, namespace, _ = service_account_metadata(service_account)
     found = f"carries role {role}" if role else f"has no {IRSA_ROLE_ANNOTATION} annotation"
     raise InvalidSpecError(
-        "service_account",
+        field,
         f"service account {namespace}/{name} {found}, not the spec's role {spec.role_arn}",
         f"Annotate it: kubectl annotate serviceaccount -n {namespace} {name} "
         f"{IRSA_ROLE_ANNOTATION}={spec.role_arn} --overwrite; or run the pod as an account that carries "

@@ -70,6 +70,18 @@ def _botocore_training_instance_types() -> frozenset[str]:
         return frozenset()
 
 
+def check_keep_alive(keep_alive_seconds: int | None) -> None:
+    """Raise unless ``keep_alive_seconds`` is a warm pool's keep-alive period SageMaker takes (or None)."""
+    if keep_alive_seconds is not None:
+        require_int(
+            keep_alive_seconds,
+            "keep_alive_seconds",
+            0,
+            MAX_KEEP_ALIVE_SECONDS,
+            f"Use 0..{MAX_KEEP_ALIVE_SECONDS} seconds, or None for no warm pool.",
+        )
+
+
 def check_training_instance_type(instance_type: str, field: str = "resources.instance_type") -> None:
     """Raise unless SageMaker trains on ``instance_type`` (its service model lists it)."""
     if instance_type in TRAINING_INSTANCE_TYPES or instance_type in _botocore_training_instance_types():
@@ -115,14 +127,7 @@ def render_training_job(
         MAX_RUNTIME_SECONDS,
         "Use 1 second to 28 days; set the task's execution_timeout accordingly.",
     )
-    if keep_alive_seconds is not None:
-        require_int(
-            keep_alive_seconds,
-            "keep_alive_seconds",
-            0,
-            MAX_KEEP_ALIVE_SECONDS,
-            f"Use 0..{MAX_KEEP_ALIVE_SECONDS} seconds, or None for no warm pool.",
-        )
+    check_keep_alive(keep_alive_seconds)
     tag_list = validated_tags(tags)
     environment = container_environment(
         spec, runtime=Runtime.SAGEMAKER, job_name=job_name, run_environment=run_environment

@@ -93,7 +93,7 @@ def test_missing_or_wrong_service_account_fails_before_any_pod(k8s):
     with pytest.raises(InvalidSpecError, match="does not exist.*eks.amazonaws.com/role-arn"):
         operator.execute(make_context())
     service_account(k8s, role="arn:aws:iam::123456789012:role/someone-else")
-    with pytest.raises(InvalidSpecError, match="assumes role"):
+    with pytest.raises(InvalidSpecError, match="carries role .*someone-else, not the spec.s role"):
         operator.execute(make_context())
     assert not [path for method, path in k8s.requests() if method == "POST" and path.endswith("/pods")]
 
