@@ -244,16 +244,18 @@ def freeze_json(value: Any, field: str) -> Any:
     raise InvalidSpecError(field, f"{type(value).__name__} is not JSON-serialisable", fix)
 
 
-def quantity_value(quantity: str) -> decimal.Decimal:
+def quantity_value(quantity: str, field: str = "quantity") -> decimal.Decimal:
     """Return the value of a Kubernetes quantity: ``'500m'`` is 0.5, ``'1Ki'`` is 1024.
 
-    Raise ``ValueError`` when it is not an unsigned quantity.
+    Raise :class:`InvalidSpecError` naming ``field`` when it is not an unsigned quantity.
 
     :param quantity: an unsigned quantity such as ``'2'``, ``'500m'``, ``'4Gi'`` or ``'1e9'``.
     """
     match = _QUANTITY.fullmatch(quantity) if isinstance(quantity, str) else None
     if match is None:
-        raise ValueError(f"{quantity!r} is not a Kubernetes quantity")
+        raise InvalidSpecError(
+            field, f"{quantity!r} is not a Kubernetes quantity", "Use e.g. '2', '500m', '4Gi' or '1e9'."
+        )
     suffix = match.group("suffix") or ""
     number = decimal.Decimal(match.group("number"))
     if suffix[:1] in ("e", "E"):
