@@ -28,10 +28,11 @@ from lyftlearn_provider.backends.base import (
 )
 from lyftlearn_provider.exceptions import InvalidSpecError, JobError, LyftLearnError
 from lyftlearn_provider.images import SociPolicy, parse_image_reference
+from lyftlearn_provider.limits import MAX_RUNTIME_SECONDS, MIN_RUNTIME_SECONDS
 from lyftlearn_provider.naming import run_fingerprint, training_job_name, validate_prefix
 from lyftlearn_provider.runtime import RuntimeSpec
 from lyftlearn_provider.status import FailedJobPolicy
-from lyftlearn_provider.validation import thaw
+from lyftlearn_provider.validation import require_int, thaw
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,8 +45,10 @@ if TYPE_CHECKING:
 RECORD_XCOM_KEY = "training_job"
 #: SageMaker's default MaxRuntimeInSeconds, used when neither the operator nor the task sets a limit.
 DEFAULT_MAX_RUNTIME_SECONDS = 24 * 3600
-#: Airflow's ``next_method`` when the triggerer fails a deferred task (``TRIGGER_FAIL_REPR`` upstream).
+#: Airflow's ``next_method`` when the triggerer fails a deferred task (``TRIGGER_FAIL_REPR`` upstream)...
 TRIGGER_FAILED = "__fail__"
+#: ... and its ``error`` when the deferral timed out (``TriggerFailureReason.TRIGGER_TIMEOUT``).
+DEFERRAL_TIMEOUT = "Trigger timeout"
 _KILLED = "the task was killed (or timed out, or was marked failed), which stopped it"
 _SECRET_FIX = (
     "Pass secrets by reference: secrets={'NAME': '<Secrets Manager ARN or name>'}; the program resolves "
@@ -163,6 +166,14 @@ class JobOperator(BaseOperator):
                 f"{if_job_failed!r} is not a policy",
                 f"Use one of {[p.value for p in FailedJobPolicy]}.",
             ) from None
+        if max_runtime_seconds is not None:
+            require_int(
+                max_runtime_seconds,
+                "max_runtime_seconds",
+                MIN_RUNTIME_SECONDS,
+                MAX_RUNTIME_SECONDS,
+                "Use 1 second to 28 days, or None to take the task's execution_timeout.",
+            )
         self.max_runtime_seconds = max_runtime_seconds
         self._run: JobRun | None = None
         self._following: str | None = None
@@ -263,16 +274,29 @@ class JobOperator(BaseOperator):
         return self._wait_for(run, step, record)
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
-        """Stop the job first when the triggerer failed the task (deferral timeout, trigger crash)."""
+        """Stop the job when the deferral timed out; when the trigger itself failed, leave it to a retry.
+
+        A deferral timeout means the task's deadline passed (the trigger's own deadline is earlier):
+        the job is stopped, as on an execution timeout. A trigger that crashed says nothing about the
+        job, which is healthy as far as anyone knows: it keeps running and the task's next try adopts it.
+        """
         if next_method == TRIGGER_FAILED:
             run = self._start(context)
             record = self._record(context)
-            stopped = self._backend.stop(run, record.job_name if record else None)
-            self.log.warning(
-                "The deferral ended without the %s finishing: stopped %s.",
-                self.job_noun,
-                stopped or "nothing",
-            )
+            name = record.job_name if record else None
+            if (next_kwargs or {}).get("error") == DEFERRAL_TIMEOUT:
+                stopped = self._backend.stop(run, name)
+                self.log.warning(
+                    "The deferral timed out before the %s finished: stopped %s.",
+                    self.job_noun,
+                    stopped or "nothing",
+                )
+            else:
+                self.log.warning(
+                    "The trigger following %s failed; the %s keeps running and the next try adopts it.",
+                    name,
+                    self.job_noun,
+                )
         return super().resume_execution(next_method, next_kwargs, context)
 
     def on_kill(self) -> None:

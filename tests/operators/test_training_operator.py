@@ -268,6 +268,21 @@ def test_deferral_timeout_stops_the_job(aws):
     assert aws.control.job(BASE)["TrainingJobStatus"] in ("Stopping", "Stopped")
 
 
+def test_a_crashed_trigger_fails_the_try_but_leaves_the_job_to_the_next_one(aws):
+    # A trigger failure says nothing about the job: only the deadline, a kill or a user stops it.
+    from airflow.sdk.exceptions import TaskDeferralError
+
+    context = make_context()
+    defer(make_operator(deferrable=True), context)
+    fresh = make_operator(deferrable=True)
+    with pytest.raises(TaskDeferralError):
+        fresh.resume_execution("__fail__", {"error": "Trigger failure", "traceback": ["boom"]}, context)
+    assert aws.control.job(BASE)["TrainingJobStatus"] == "InProgress"
+    assert aws.control.calls(action="StopTrainingJob") == []
+    trigger = defer(make_operator(deferrable=True), make_context(StandInTaskInstance(try_number=2)))
+    assert trigger.job_name == BASE
+
+
 def test_on_kill_stops_the_job_being_waited_for(aws):
     operator = make_operator(deferrable=False)
     errors: list[BaseException] = []
