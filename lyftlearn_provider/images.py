@@ -17,12 +17,14 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.limits import MAX_IMAGE_LENGTH
-from lyftlearn_provider.manifests import SociSource, SociVersion
 from lyftlearn_provider.validation import is_templated
+
+if TYPE_CHECKING:
+    from lyftlearn_provider.manifests import SociSource, SociVersion
 
 MAX_TAG_LENGTH = 128
 SOCI_TAG_SUFFIX = "-soci"

@@ -13,13 +13,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lyftlearn_provider.status import TRAINING, to_datetime
-
-
-def iso(value: Any) -> str | None:
-    """Return ``value`` (a datetime, an epoch or ISO text) as ISO 8601 text, or None."""
-    moment = to_datetime(value)
-    return moment.isoformat() if moment else None
+from lyftlearn_provider.status import TRAINING, iso, to_datetime
 
 
 def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> float | None:

@@ -159,3 +159,9 @@ def to_datetime(value: Any) -> dt.datetime | None:
         return dt.datetime.fromtimestamp(value, tz=dt.timezone.utc)
     parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def iso(value: Any) -> str | None:
+    """Return ``value`` (a datetime, an epoch or ISO text) as ISO 8601 text, or None."""
+    moment = to_datetime(value)
+    return moment.isoformat() if moment else None

@@ -48,6 +48,32 @@ def test_dag_parsing_does_not_import_boto3_or_kubernetes():
     assert json.loads(output.stdout.strip().splitlines()[-1]) == []
 
 
+def test_parsing_a_sagemaker_dag_loads_no_pod_code_and_no_execute_time_modules():
+    # Parse time is paid on every DAG parse: backends, results and manifests are for execute time, and
+    # a DAG of SageMaker tasks does not need the pod rendering at all (about 30 ms together, measured).
+    probe = (
+        "import sys, json\n"
+        "from lyftlearn_provider import RuntimeSpec, ResourceProfile, TrainModelOperator\n"
+        "spec = RuntimeSpec(image='123456789012.dkr.ecr.us-east-1.amazonaws.com/m:1',\n"
+        "    role_arn='arn:aws:iam::123456789012:role/training', output_s3_uri='s3://models/m')\n"
+        "TrainModelOperator(task_id='train', spec=spec)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('lyftlearn_provider'))))\n"
+    )
+    output = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+    loaded = set(json.loads(output.stdout.strip().splitlines()[-1]))
+    execute_time = {
+        "lyftlearn_provider.backends.kubernetes",
+        "lyftlearn_provider.backends.sagemaker",
+        "lyftlearn_provider.rendering.kubernetes",
+        "lyftlearn_provider.results",
+        "lyftlearn_provider.manifests",
+        "lyftlearn_provider.hooks.sagemaker",
+        "lyftlearn_provider.triggers.training",
+    }
+    assert loaded & execute_time == set()
+    assert "lyftlearn_provider.operators.training" in loaded
+
+
 def test_links_point_at_the_job_and_its_log_streams():
     fields = {"region_name": "us-west-2", "aws_domain": "aws.amazon.com", "job_name": "ll-x-0123456789"}
     assert TrainingJobLink().format_link(**fields) == (

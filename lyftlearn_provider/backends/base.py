@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from lyftlearn_provider.exceptions import JobError
 from lyftlearn_provider.naming import attempt_job_name
-from lyftlearn_provider.results import iso
+from lyftlearn_provider.status import iso
 
 if TYPE_CHECKING:
     import logging

@@ -23,8 +23,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
+from lyftlearn_provider.backends import KUBERNETES_ARGUMENTS
 from lyftlearn_provider.backends.base import (
     Deferral,
     Job,
@@ -45,8 +46,8 @@ from lyftlearn_provider.rendering.kubernetes import (
     require_service_account_role,
     xcom_sidecar_security_context,
 )
-from lyftlearn_provider.results import TrainingResult, iso
-from lyftlearn_provider.status import to_datetime
+from lyftlearn_provider.results import TrainingResult
+from lyftlearn_provider.status import iso, to_datetime
 
 if TYPE_CHECKING:
     from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
@@ -103,15 +104,7 @@ class PodTrainingBackend(JobBackend):
     :param input_loader_image: an AWS CLI image that copies the spec's inputs into the pod.
     """
 
-    arguments: ClassVar[frozenset[str]] = frozenset(
-        {
-            "kubernetes_conn_id",
-            "namespace",
-            "service_account_name",
-            "startup_timeout_seconds",
-            "input_loader_image",
-        }
-    )
+    arguments = KUBERNETES_ARGUMENTS
     job_error = TrainingPodError
     stopped_by = "kubectl, the cluster, or its activeDeadlineSeconds"
 

@@ -10,8 +10,9 @@ import datetime as dt
 import time
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
+from lyftlearn_provider.backends import SAGEMAKER_ARGUMENTS
 from lyftlearn_provider.backends.base import (
     Deferral,
     Job,
@@ -76,9 +77,7 @@ class SageMakerTrainingBackend(JobBackend):
     :param events_queue_url: the queue of ``tracking="events"``.
     """
 
-    arguments: ClassVar[frozenset[str]] = frozenset(
-        {"tags", "keep_alive_seconds", "tracking", "events_queue_url"}
-    )
+    arguments = SAGEMAKER_ARGUMENTS
     job_error = TrainingJobError
     stopped_by = "console, API, or its MaxRuntimeInSeconds"
 

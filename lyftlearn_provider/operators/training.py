@@ -8,15 +8,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk.configuration import conf
 
-from lyftlearn_provider.backends.base import AwsSettings, JobBackend, JobRun, JobSettings
-from lyftlearn_provider.backends.kubernetes import PodTrainingBackend
-from lyftlearn_provider.backends.sagemaker import SageMakerTrainingBackend
+from lyftlearn_provider.backends import KUBERNETES_ARGUMENTS, SAGEMAKER_ARGUMENTS
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.images import SociPolicy
 from lyftlearn_provider.links.sagemaker import TrainingJobLink, TrainingJobLogsLink
 from lyftlearn_provider.naming import DEFAULT_PREFIX
 from lyftlearn_provider.operators.jobs import JobOperator, refuse_masked_secrets
-from lyftlearn_provider.rendering.kubernetes import check_dns_label, check_dns_subdomain, pod_name, render_pod
 from lyftlearn_provider.rendering.sagemaker import check_keep_alive, render_training_job
 from lyftlearn_provider.runtime import RuntimeSpec
 from lyftlearn_provider.status import FailedJobPolicy, TrackingSource, TrainingBackend
@@ -26,6 +23,7 @@ from lyftlearn_provider.validation import is_templated, require_int
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from lyftlearn_provider.backends.base import JobBackend, JobRun
     from lyftlearn_provider.results import TrainingResult
 
 _SAGEMAKER = frozenset({TrainingBackend.SAGEMAKER.value})
@@ -139,8 +137,8 @@ class TrainModelOperator(JobOperator):
     ui_color = "#ffd9b3"
     job_noun = "training job"
     backend_arguments: ClassVar[Mapping[str, frozenset[str]]] = {
-        **{name: _SAGEMAKER for name in SageMakerTrainingBackend.arguments},
-        **{name: _KUBERNETES for name in PodTrainingBackend.arguments},
+        **{name: _SAGEMAKER for name in SAGEMAKER_ARGUMENTS},
+        **{name: _KUBERNETES for name in KUBERNETES_ARGUMENTS},
     }
 
     def __init__(
@@ -229,10 +227,8 @@ class TrainModelOperator(JobOperator):
         self.events_queue_url = events_queue_url
         # Kubernetes
         self.kubernetes_conn_id = kubernetes_conn_id or "kubernetes_default"
-        self.namespace = check_dns_label(namespace or "default", "namespace", "ml-training")
-        self.service_account_name = check_dns_subdomain(
-            service_account_name or "lyftlearn-training", "service_account_name", "fraud-training"
-        )
+        self.namespace = namespace or "default"
+        self.service_account_name = service_account_name or "lyftlearn-training"
         startup = 600 if startup_timeout_seconds is None else startup_timeout_seconds
         require_int(
             startup, "startup_timeout_seconds", 1, None, "Use the seconds a pod may take to start, e.g. 600."
@@ -248,7 +244,17 @@ class TrainModelOperator(JobOperator):
     def _render_for_backend(self, spec: RuntimeSpec) -> None:
         """Render ``spec`` as the backend would, so every limit is checked before anything is created."""
         if self.backend is TrainingBackend.KUBERNETES:
-            render_pod(
+            # Imported here: a DAG of SageMaker tasks does not pay for the pod rendering when parsed.
+            from lyftlearn_provider.rendering.kubernetes import (
+                check_dns_label,
+                check_dns_subdomain,
+                pod_name,
+                render_pod_with_spill,
+            )
+
+            check_dns_label(self.namespace, "namespace", "ml-training")
+            check_dns_subdomain(self.service_account_name, "service_account_name", "fraud-training")
+            render_pod_with_spill(
                 spec,
                 name=pod_name(DEFAULT_PREFIX),
                 namespace=self.namespace,
@@ -269,6 +275,10 @@ class TrainModelOperator(JobOperator):
     # ------------------------------------------------------------------ what the lifecycle asks of this task
     def make_backend(self) -> JobBackend:
         """Return the backend of ``backend=``, with the (rendered) arguments that apply to it."""
+        from lyftlearn_provider.backends.base import AwsSettings, JobSettings
+        from lyftlearn_provider.backends.kubernetes import PodTrainingBackend
+        from lyftlearn_provider.backends.sagemaker import SageMakerTrainingBackend
+
         settings = JobSettings(
             spec=self.spec,
             aws=AwsSettings(self.aws_conn_id, self.region_name, self.verify, self.botocore_config),
@@ -333,10 +343,7 @@ class TrainModelOperator(JobOperator):
     def report(self, run: JobRun, result: TrainingResult) -> None:
         """Log the start-up breakdown, the warm pool, the image and the model; send the timings."""
         self.log.info(
-            "Training %s %s completed; %s.",
-            self.job_noun.split()[-1],
-            result.job_name,
-            result.describe_startup(),
+            "%s %s completed; %s.", self._backend.job_error.kind, result.job_name, result.describe_startup()
         )
         if result.warm_pool and result.warm_pool.reused_pool_of:
             self.log.info("It started on the warm pool of %s.", result.warm_pool.reused_pool_of)

@@ -8,7 +8,6 @@ raises :class:`~lyftlearn_provider.exceptions.InvalidSpecError` naming the field
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 from collections.abc import Mapping
 from typing import Any
@@ -86,6 +85,8 @@ def check_training_instance_type(instance_type: str, field: str = "resources.ins
     """Raise unless SageMaker trains on ``instance_type`` (its service model lists it)."""
     if instance_type in TRAINING_INSTANCE_TYPES or instance_type in _botocore_training_instance_types():
         return
+    import difflib
+
     close = difflib.get_close_matches(instance_type, sorted(TRAINING_INSTANCE_TYPES), n=3, cutoff=0.75)
     raise InvalidSpecError(
         field,
