@@ -233,7 +233,7 @@ class Cycle:
 def upstream_config() -> dict[str, Any]:
     """Return ours' rendering of the benchmark spec as an upstream ``config`` (name set per cycle)."""
     from lyftlearn_provider import ResourceProfile, RuntimeSpec
-    from lyftlearn_provider.operators.training import DEFAULT_MAX_RUNTIME_SECONDS
+    from lyftlearn_provider.operators.jobs import DEFAULT_MAX_RUNTIME_SECONDS
     from lyftlearn_provider.rendering.sagemaker import render_training_job
 
     spec = RuntimeSpec(
@@ -296,20 +296,30 @@ def task_env(aws_env: dict[str, str], home: Path, args: argparse.Namespace) -> d
     return env
 
 
-def seed_s3(aws: Any) -> None:
-    """Create the input data upstream's config check looks for, and the output bucket."""
+def seed_aws(aws: Any) -> None:
+    """Create the input data upstream's config check looks for, the output bucket, and the image.
+
+    Our operator pins the image through ECR before it creates a job (one BatchGetImage, and one more
+    to confirm the SOCI index): that is part of what its cycle costs, and upstream does none of it.
+    """
     import boto3
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=aws.endpoint_url,
-        region_name=aws.region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    from lyftlearn_provider.testing.aws.images import push_image
+
+    def client(service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=aws.endpoint_url,
+            region_name=aws.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    s3 = client("s3")
     for bucket in (FEATURES_BUCKET, MODELS_BUCKET):
         s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=FEATURES_BUCKET, Key=FEATURES_KEY, Body=b"amount,merchant,hour,is_fraud\n")
+    push_image(client("ecr"), "fraud-model", "1", soci="v2")
 
 
 class JobDriver(threading.Thread):
@@ -499,7 +509,7 @@ def main() -> None:
         root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lyftlearn-bench-p3-")))
         homes = prepare_homes(root)
         aws = stack.enter_context(AwsEmulator())
-        seed_s3(aws)
+        seed_aws(aws)
         hosts = {}
         for name in OPERATORS:
             hosts[name] = TaskHost(name, homes[name], task_env(aws.env(), homes[name], args))
