@@ -255,6 +255,9 @@ async def test_queue_unavailable_for_a_while_fails_nobody(aws):
         subscriptions = [consumer.subscribe(name) for name in names]
         await until(lambda: aws.control.calls(service="sqs", action="ReceiveMessage"), "the first receive")
         aws.control.inject("unavailable", 8, service="sqs")
+        # A long poll already in flight is not hit by the fault, and would deliver events sent now: the
+        # jobs end only once the outage has reached the consumer, so their events must wait it out.
+        await until(lambda: consumer.stats.receive_errors >= 1, "the outage to reach the consumer")
         aws.control.complete("ll-outage-1")
         aws.control.fail("ll-outage-2", "ClientError: bad data")
 
