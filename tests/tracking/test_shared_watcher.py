@@ -246,6 +246,8 @@ async def test_the_watcher_passes_at_the_smallest_interval_any_subscriber_asked_
         asyncio.ensure_future(events_of(shared_trigger(slow, poll_interval=30.0))),
         asyncio.ensure_future(events_of(shared_trigger(fast, poll_interval=interval))),
     ]
+    # A second of watching from the first pass on, however long the triggers took to start.
+    await wait_until(lambda: aws.control.calls(action="ListTrainingJobs"), message="the first pass")
     await asyncio.sleep(1.0)
     for run in runs:
         run.cancel()

@@ -39,6 +39,12 @@ def queue_url(aws) -> str:
     return EventRouteHook(aws_conn_id="aws_default").ensure_route("ll")["queue_url"]
 
 
+async def following(name: str, aws) -> None:
+    """Wait until the trigger of ``name`` has subscribed and the watcher's first pass has looked."""
+    await until(lambda: name in shared_watcher("aws_default", None).job_names, f"{name}'s subscriptions")
+    await until(lambda: aws.control.calls(action="ListTrainingJobs"), "the watcher's first pass")
+
+
 def trigger(name: str, queue_url: str, poll_interval: float) -> TrainingJobTrigger:
     return TrainingJobTrigger(
         name,
@@ -53,7 +59,7 @@ def trigger(name: str, queue_url: str, poll_interval: float) -> TrainingJobTrigg
 async def test_event_reports_the_end_long_before_reconciliation(aws, queue_url):
     create_job("ll-events-fast")
     waiting = asyncio.ensure_future(first_event(trigger("ll-events-fast", queue_url, 60.0), timeout=30))
-    await asyncio.sleep(1.0)  # the trigger is subscribed; the watcher's next look is a minute away
+    await following("ll-events-fast", aws)  # the watcher's next look is a minute away
     aws.control.fail("ll-events-fast", "AlgorithmError: diverged")
     payload, _ = await waiting
     assert payload["status"] == "terminal"
@@ -66,7 +72,7 @@ async def test_lost_event_is_reconciled_within_the_interval(aws, queue_url):
     create_job("ll-events-lost")
     aws.control.settings(publish_events=False)  # every event of this job is lost
     waiting = asyncio.ensure_future(first_event(trigger("ll-events-lost", queue_url, 1.0), timeout=30))
-    await asyncio.sleep(0.5)
+    await following("ll-events-lost", aws)
     ended = time.monotonic()
     aws.control.complete("ll-events-lost")
     payload, _ = await waiting
@@ -80,7 +86,7 @@ async def test_late_events_of_a_reconciled_job_are_old_news_not_released(aws, qu
     create_job("ll-events-late")
     aws.control.settings(publish_events=False)
     waiting = asyncio.ensure_future(first_event(trigger("ll-events-late", queue_url, 1.0), timeout=30))
-    await asyncio.sleep(0.5)
+    await following("ll-events-late", aws)
     aws.control.complete("ll-events-late")
     payload, _ = await waiting
     assert payload["job_status"] == "Completed"

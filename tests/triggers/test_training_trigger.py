@@ -440,9 +440,14 @@ async def test_poll_triggers_of_a_process_share_one_call_budget_and_its_penalty(
     monkeypatch.setenv("AIRFLOW__LYFTLEARN__API_BURST", "1")
     names = [create_job(f"fraud-budget-{index}") for index in range(4)]
     runs = [asyncio.ensure_future(collect(make_trigger(name), timeout=30)) for name in names]
-    await asyncio.sleep(2.0)
+    # Every trigger gets its turn (however long a loaded machine takes to make their clients) ...
+    for name in names:
+        await wait_for_describes(aws, 1, name, timeout=20)
     calls = await control(aws.control.calls, action="DescribeTrainingJob")
     first = calls[0]["t"]
+    # ... and, over the 1.5 s after the first call, they share one budget between them.
+    await asyncio.sleep(max(0.0, first + 1.5 - time.monotonic()) + 0.1)
+    calls = await control(aws.control.calls, action="DescribeTrainingJob")
     in_window = [call for call in calls if call["t"] <= first + 1.5]
     assert len(in_window) <= 5 * 1.5 + 1 + 1, len(in_window)
     assert {call["job_name"] for call in calls} == set(names), "every trigger gets its turn"
