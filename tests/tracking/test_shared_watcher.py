@@ -83,20 +83,21 @@ async def test_two_hundred_jobs_one_watcher_true_status_each_and_few_calls(aws):
         return events
 
     runs = [asyncio.ensure_future(follow(name)) for name in names]
-    # Jobs end at random times from now on; a quarter of them fail, at random times too.
-    await asyncio.to_thread(
-        aws.control.autopilot, phases={"Starting": 0.05, "Training": 0.1}, training_seconds=(1.0, 3.0), seed=7
-    )
+    # Jobs end at random times from now on: a quarter of them fail, at random times, then the autopilot
+    # ends the others. Not both at once: 50 control calls through the default thread pool (six threads
+    # on two cores) queue behind each other on a loaded machine, and the autopilot would complete a
+    # doomed job before its failure came.
     doomed = random.Random(7).sample(names, JOBS // 4)
 
     async def fail_later(name: str, delay: float) -> None:
         await asyncio.sleep(delay)
         await asyncio.to_thread(aws.control.fail, name, f"AlgorithmError: {name} ran out of memory")
 
-    # Within 0.5 s: jobs complete 1.15 s at the earliest, and 50 control calls through the default
-    # thread pool (six threads on two cores) queue behind each other on a loaded machine.
     rng = random.Random(11)
     await asyncio.gather(*(fail_later(name, rng.uniform(0.0, 0.5)) for name in doomed))
+    await asyncio.to_thread(
+        aws.control.autopilot, phases={"Starting": 0.05, "Training": 0.1}, training_seconds=(1.0, 3.0), seed=7
+    )
 
     results = await asyncio.wait_for(asyncio.gather(*runs), 45)
     elapsed = time.time() - started
