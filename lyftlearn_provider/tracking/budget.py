@@ -8,6 +8,8 @@ import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from lyftlearn_provider.exceptions import InvalidSpecError
+
 #: Calls a second a budget allows: well below SageMaker's (not adjustable) control-plane limits, so
 #: operators and other triggers sharing the account still get through.
 DEFAULT_RATE = 10.0
@@ -51,7 +53,11 @@ class TokenBucket:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         if rate <= 0 or burst < 1:
-            raise ValueError(f"A token bucket needs rate > 0 and burst >= 1, not rate={rate}, burst={burst}.")
+            raise InvalidSpecError(
+                "rate, burst",
+                f"rate={rate}, burst={burst} let no call through",
+                "A token bucket needs rate > 0 and burst >= 1.",
+            )
         self.base_rate = rate
         self.burst = burst
         self.hold_seconds = hold_seconds
@@ -135,15 +141,20 @@ _BUDGETS: LoopLocal[BudgetKey, TokenBucket] = LoopLocal()
 
 
 def configured_budget() -> tuple[float, float]:
-    """Return ``[lyftlearn] api_calls_per_second`` and ``api_burst``, the defaults when unset or invalid."""
+    """
+    Return ``[lyftlearn] api_calls_per_second`` and ``api_burst``, the defaults when unset.
+
+    Values that cannot make a budget raise :class:`~lyftlearn_provider.exceptions.InvalidSpecError`.
+    """
     from airflow.configuration import conf
 
     rate = conf.getfloat("lyftlearn", "api_calls_per_second", fallback=DEFAULT_RATE)
     burst = conf.getfloat("lyftlearn", "api_burst", fallback=DEFAULT_BURST)
     if rate <= 0 or burst < 1:
-        raise ValueError(
-            f"[lyftlearn] api_calls_per_second={rate} / api_burst={burst} cannot make a budget; "
-            "set api_calls_per_second > 0 and api_burst >= 1."
+        raise InvalidSpecError(
+            "[lyftlearn] api_calls_per_second, api_burst",
+            f"api_calls_per_second={rate} / api_burst={burst} cannot make a budget",
+            "In the triggerer's configuration, set api_calls_per_second > 0 and api_burst >= 1.",
         )
     return rate, burst
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lyftlearn_provider.event_route import EVENT_DETAIL_TYPE, EVENT_SOURCE
+from lyftlearn_provider.exceptions import TrackingError
 from lyftlearn_provider.status import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, is_terminal
 
 DELETING = "Deleting"
@@ -38,7 +39,7 @@ DEFAULT_MEMORY = 10_000
 _MILLISECONDS_THRESHOLD = 1e11
 
 
-class MalformedEvent(ValueError):
+class MalformedEvent(TrackingError, ValueError):
     """The message is not a SageMaker training-job state change this product can act on."""
 
 

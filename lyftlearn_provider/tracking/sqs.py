@@ -50,11 +50,19 @@ event with probability about ``((P − 1) / P) ** (R + 1)`` (1/16 with two proce
 leaves the queue within about ``R × release_delay`` seconds plus the consumers' receive latency.
 A queue without a redrive policy allows ``max_releases`` releases.
 
-**Failures.** Connection errors, 5xx answers and throttling back off (doubling from ``retry_delay``,
-jittered) and try again, with a new client; nobody is failed for them, since reconciliation covers
-the gap. botocore's own retries are off so that the back-off is ours alone. A failed delete or
-release is logged: the message reappears after the queue's visibility timeout and is handled again
-(and de-duplicated). SQS calls do not draw on the SageMaker call budget: they are another API.
+**Failures.** Nobody is failed for the queue: the shared watcher's reconciliation still follows
+every job. Connection errors, 5xx answers and throttling back off (doubling from ``retry_delay``,
+jittered) and try again, with a new client; botocore's own retries are off so that the back-off is
+ours alone. A queue that cannot work — missing, an invalid URL, access denied to ``ReceiveMessage`` or
+``GetQueueAttributes``, an unusable KMS key, bad credentials (see
+:func:`~lyftlearn_provider.retries.classify`) — is not retried in a loop: the consumer logs one
+warning naming the fix, hands every subscriber a :class:`~lyftlearn_provider.tracking.outcomes.Fallback`
+(their triggers then rely on reconciliation alone) and stops; new subscribers get the same answer at
+once, until ``retry_after`` seconds have passed and the next one tries the queue again. Other errors
+are backed off like transient ones ``UNEXPECTED_FAILURES_TOLERATED`` times in a row, then handled the
+same way. A failed delete or release is logged: the message reappears after the queue's visibility
+timeout and is handled again (and de-duplicated). SQS calls do not draw on the SageMaker call budget:
+they are another API.
 
 **Life cycle.** The task starts with the first subscriber. When the last one leaves it does not
 cancel its receive in flight — an abandoned long poll would still take messages off the queue for a
@@ -78,8 +86,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.hooks.sqs import SqsHook
 
 from lyftlearn_provider.event_route import RECEIVE_WAIT_SECONDS
-from lyftlearn_provider.retries import NO_BOTOCORE_RETRIES, backoff
-from lyftlearn_provider.status import TrainingEventStatus
+from lyftlearn_provider.exceptions import InvalidSpecError
+from lyftlearn_provider.retries import (
+    GET_QUEUE_ATTRIBUTES,
+    NO_BOTOCORE_RETRIES,
+    RECEIVE_MESSAGE,
+    backoff,
+    describe_error,
+)
+from lyftlearn_provider.status import JobEvent, TrackingErrorKind
 from lyftlearn_provider.tracking.budget import LoopLocal
 from lyftlearn_provider.tracking.lattice import (
     DEFAULT_MEMORY,
@@ -88,6 +103,14 @@ from lyftlearn_provider.tracking.lattice import (
     SeenEvents,
     StateChange,
     parse_state_change,
+)
+from lyftlearn_provider.tracking.outcomes import (
+    DEFAULT_RETRY_AFTER_SECONDS,
+    UNEXPECTED_FAILURES_TOLERATED,
+    Fallback,
+    Outcome,
+    TrackerHealth,
+    as_failure,
 )
 
 if TYPE_CHECKING:
@@ -140,14 +163,9 @@ def should_release(receive_count: int, age_seconds: float, *, limit: int, window
     return receive_count <= limit and age_seconds <= window
 
 
-def terminal_payload(change: StateChange) -> dict[str, Any]:
-    """Return what a subscriber receives: the payload of the training trigger's terminal event."""
-    return {
-        "status": TrainingEventStatus.TERMINAL.value,
-        "job_name": change.job_name,
-        "job_status": change.job_status,
-        "failure_reason": change.failure_reason,
-    }
+def terminal_event(change: StateChange) -> JobEvent:
+    """Return what a subscriber receives: its trigger's terminal event."""
+    return JobEvent.terminal(change.job_name, change.job_status, change.failure_reason)
 
 
 @dataclasses.dataclass
@@ -182,22 +200,27 @@ class ConsumerStats:
 
 
 class EventSubscription:
-    """One waiter's interest in one job; await it for the terminal payload, ``close()`` to give up."""
+    """
+    One waiter's interest in one job; await it for the outcome, ``close()`` to give up.
+
+    The outcome is the job's terminal :class:`JobEvent`, or a :class:`Fallback` when the queue cannot
+    be used: the waiter then relies on reconciliation alone.
+    """
 
     def __init__(self, consumer: SqsEventConsumer, job_name: str) -> None:
         self.job_name = job_name
-        self.outcome: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._consumer = consumer
         # A waiter cancelled while awaiting cancels the future: that is its way of leaving.
         self.outcome.add_done_callback(lambda future: self.close() if future.cancelled() else None)
 
-    def __await__(self) -> Generator[Any, None, dict[str, Any]]:
+    def __await__(self) -> Generator[Any, None, Outcome]:
         return self.outcome.__await__()
 
-    def resolve(self, payload: dict[str, Any]) -> None:
+    def resolve(self, outcome: Outcome) -> None:
         """Give the waiter its answer and unsubscribe."""
         if not self.outcome.done():
-            self.outcome.set_result(payload)
+            self.outcome.set_result(outcome)
         self.close()
 
     def close(self) -> None:
@@ -221,6 +244,7 @@ class SqsEventConsumer:
     :param receivers: receive loops at most; extra loops run while a backlog lasts.
     :param batch_window: seconds to wait after a batch neither empty nor full, so that events arriving
         one by one are received (and deleted) ten at a time; 0 receives again at once.
+    :param retry_after: seconds a queue that cannot be used is left alone before a subscriber tries it again.
     """
 
     def __init__(
@@ -240,6 +264,7 @@ class SqsEventConsumer:
         receivers: int = DEFAULT_RECEIVERS,
         batch_window: float = DEFAULT_BATCH_WINDOW_SECONDS,
         memory: int = DEFAULT_MEMORY,
+        retry_after: float = DEFAULT_RETRY_AFTER_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.aws_conn_id = aws_conn_id
@@ -268,6 +293,14 @@ class SqsEventConsumer:
         self._helpers: set[asyncio.Task[None]] = set()
         #: Releases allowed per message; read from the queue's redrive policy when a task starts.
         self._release_limit: int | None = None
+        self.health = TrackerHealth(
+            f"The training-events consumer of queue {queue_url}",
+            instead="rely on the shared watcher's reconciliation alone (a job's end is noticed within "
+            "its poll_interval instead of seconds)",
+            alternative="use tracking='shared'",
+            log=log,
+            retry_after=retry_after,
+        )
 
     @property
     def running(self) -> bool:
@@ -284,11 +317,14 @@ class SqsEventConsumer:
         return self._ledger.get(job_name)
 
     def subscribe(self, job_name: str) -> EventSubscription:
-        """Return a subscription that resolves with the job's terminal payload; start the task if needed."""
+        """Return a subscription that resolves with the job's terminal event; start the task if needed."""
         subscription = EventSubscription(self, job_name)
         known = self._ledger.get(job_name)
         if known is not None and known.terminal:
-            subscription.outcome.set_result(terminal_payload(known))
+            subscription.outcome.set_result(terminal_event(known))
+            return subscription
+        if self.health.reason is not None and self.health.broken:
+            subscription.outcome.set_result(Fallback(self.health.reason))
             return subscription
         self._subscriptions.setdefault(job_name, set()).add(subscription)
         if not self.running:
@@ -333,7 +369,7 @@ class SqsEventConsumer:
         )
 
     async def _run(self) -> None:
-        failures = 0
+        failures = unexpected = 0
         try:
             while self._subscriptions:
                 try:
@@ -342,7 +378,8 @@ class SqsEventConsumer:
                             full_in_a_row = 0
                             while self._subscriptions:
                                 received = await self._receive(client)
-                                failures = 0
+                                failures = unexpected = 0
+                                self.health.works()
                                 if received >= MAX_MESSAGES:
                                     # More is probably waiting: receive again at once.
                                     full_in_a_row += 1
@@ -360,16 +397,27 @@ class SqsEventConsumer:
                             # The helpers share this client: they finish their receive in flight first.
                             await self._join_helpers()
                 except Exception as error:
-                    # Whatever went wrong (outage, throttling, a lost connection), the jobs are unaffected
-                    # and reconciliation covers the gap: back off and try again with a new client.
-                    failures += 1
                     self.stats.receive_errors += 1
+                    failure = as_failure(error, RECEIVE_MESSAGE)
+                    if failure.kind is TrackingErrorKind.UNEXPECTED:
+                        unexpected += 1
+                    if (
+                        failure.kind is TrackingErrorKind.TRACKER
+                        or unexpected > UNEXPECTED_FAILURES_TOLERATED
+                    ):
+                        # Retrying would only repeat the answer: the subscribers rely on reconciliation.
+                        fallback = self.health.fail(failure)
+                        for subscription in [sub for subs in self._subscriptions.values() for sub in subs]:
+                            subscription.resolve(fallback)
+                        return
+                    # An outage, throttling, a lost connection: the jobs are unaffected and
+                    # reconciliation covers the gap; back off and try again with a new client.
+                    failures += 1
                     pause = backoff(self.retry_delay, failures)
                     log.warning(
-                        "Receiving from %s failed (%s: %s); retrying in %.1f s.",
+                        "Receiving from %s failed (%s); retrying in %.1f s.",
                         self.queue_url,
-                        type(error).__name__,
-                        error,
+                        describe_error(failure.error),
                         pause,
                     )
                     await asyncio.sleep(pause)
@@ -425,9 +473,12 @@ class SqsEventConsumer:
     async def _receive(self, client: BaseClient) -> int:
         """Receive one batch and act on it; return its size (a full batch: more is probably waiting)."""
         if self._release_limit is None:
-            attributes = await client.get_queue_attributes(
-                QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"]
-            )
+            try:
+                attributes = await client.get_queue_attributes(
+                    QueueUrl=self.queue_url, AttributeNames=["RedrivePolicy"]
+                )
+            except Exception as error:
+                raise as_failure(error, GET_QUEUE_ATTRIBUTES) from error
             self._release_limit = release_limit(
                 _max_receive_count(attributes.get("Attributes", {})), self.max_releases
             )
@@ -476,7 +527,7 @@ class SqsEventConsumer:
             self.stats.delivered += 1
             self._settled.add(change.job_name)
             for subscription in list(self._subscriptions.get(change.job_name, ())):
-                subscription.resolve(terminal_payload(newest))
+                subscription.resolve(terminal_event(newest))
         elif change.terminal and not held and change.job_name in self._settled:
             self.stats.settled += 1
         elif change.terminal and not held:
@@ -547,12 +598,18 @@ def sqs_consumer(
     Return this process's consumer of ``queue_url``, creating it on the running loop.
 
     ``settings`` (see :class:`SqsEventConsumer`) apply when the consumer is created. One queue
-    carries one prefix's events: asking for the same queue with another prefix raises ``ValueError``.
+    carries one prefix's events: asking for the same queue with another prefix raises
+    :class:`~lyftlearn_provider.exceptions.InvalidSpecError`.
     """
     consumer = _CONSUMERS.get(
         (aws_conn_id, region_name, queue_url),
         lambda: SqsEventConsumer(aws_conn_id, region_name, queue_url, prefix=prefix, **settings),
     )
     if consumer.prefix != prefix:
-        raise ValueError(f"{queue_url} carries the events of prefix {consumer.prefix!r}, not {prefix!r}")
+        raise InvalidSpecError(
+            "job_name_prefix",
+            f"{prefix!r} does not match the queue {queue_url}, which carries the events of prefix "
+            f"{consumer.prefix!r} in this triggerer",
+            "Give each job-name prefix its own queue (one SetupTrainingEventsOperator per prefix).",
+        )
     return consumer

@@ -4,21 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
 from lyftlearn_provider.retries import (
+    DESCRIBE_TRAINING_JOB,
+    LIST_TRAINING_JOBS,
     NO_BOTOCORE_RETRIES,
     backoff,
+    classify,
+    describe_error,
     is_not_found,
     is_throttling,
-    is_transient,
 )
-from lyftlearn_provider.status import FAILED, is_terminal
+from lyftlearn_provider.status import FAILED, JobEvent, TrackingErrorKind, is_terminal
 from lyftlearn_provider.tracking.budget import BudgetKey, LoopLocal, TokenBucket, process_budget
+from lyftlearn_provider.tracking.outcomes import (
+    DEFAULT_RETRY_AFTER_SECONDS,
+    UNEXPECTED_FAILURES_TOLERATED,
+    Fallback,
+    Outcome,
+    TrackerHealth,
+    TrackerUnavailable,
+    as_failure,
+)
 
 if TYPE_CHECKING:
     from botocore.client import BaseClient
@@ -29,28 +41,26 @@ DEFAULT_OVERLAP_SECONDS = 30.0
 #: ListTrainingJobs' largest page.
 PAGE_SIZE = 100
 
-
-@dataclasses.dataclass(frozen=True)
-class JobOutcome:
-    """How a watched job ended: its terminal status, or why the watcher cannot tell (``error``)."""
-
-    job_status: str | None = None
-    failure_reason: str | None = None
-    error: str | None = None
+log = logging.getLogger(__name__)
 
 
 class Subscription:
-    """One trigger's interest in one job; ``outcome`` resolves when the job ends or cannot be followed."""
+    """
+    One trigger's interest in one job.
+
+    ``outcome`` resolves with the job's :class:`JobEvent` (terminal, or an error about this job), or with
+    a :class:`Fallback` when the watcher cannot follow jobs at all and the trigger must poll its own.
+    """
 
     def __init__(self, watcher: SharedJobWatcher, job_name: str, interval: float) -> None:
         self.job_name = job_name
         self.interval = interval
-        self.outcome: asyncio.Future[JobOutcome] = asyncio.get_running_loop().create_future()
+        self.outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         #: Whether a listing or a Describe has seen the job since it subscribed.
         self.confirmed = False
         self._watcher = watcher
 
-    def resolve(self, outcome: JobOutcome) -> None:
+    def resolve(self, outcome: Outcome) -> None:
         """Give the subscriber its answer and stop watching the job for it."""
         if not self.outcome.done():
             self.outcome.set_result(outcome)
@@ -74,14 +84,24 @@ class SharedJobWatcher:
        them (``Completed`` and ``Stopped`` straight from the summary).
     2. A targeted ``DescribeTrainingJob`` only where the summary is not enough: a ``Failed`` job (for
        its ``FailureReason``), and a new subscriber whose job the listing did not show — it has not
-       changed lately, and may have ended long before the trigger started. A job SageMaker does not
-       know resolves as an error.
+       changed lately, and may have ended long before the trigger started.
 
     A job seen (listed or described) in a pass that started at ``t`` cannot end unnoticed: any later
-    change is newer than the next pass's cursor. Every call waits for the process's budget; throttling
-    penalizes the budget, and throttling, 5xx answers and lost connections back off and repeat the
-    pass (the cursor only moves after a complete pass) without failing anyone. Any other error fails
-    the current subscribers with an error outcome, as the poll source would.
+    change is newer than the next pass's cursor. Every call waits for the process's budget. What a
+    failure does depends on :func:`~lyftlearn_provider.retries.classify`:
+
+    - transient (throttling, which also penalizes the budget; 5xx answers; lost connections): back off
+      and repeat the pass (the cursor only moves after a complete pass), for as long as it takes;
+    - about one job (SageMaker does not know it, or rejects its name): that job's subscribers get an
+      ``error`` event of kind ``job``; the others carry on. Another unexpected answer about one job
+      sends that job's subscribers to poll it themselves;
+    - the watcher cannot work (permissions, credentials): every subscriber gets a :class:`Fallback` and
+      polls its own job; one warning names the missing permission; later subscribers go straight to
+      polling, until ``retry_after`` seconds have passed and the next one tries the watcher again;
+    - anything else: ridden out like a transient failure ``UNEXPECTED_FAILURES_TOLERATED`` passes in a
+      row, then handled like the previous case (with the traceback in the warning). A watcher that
+      fails everyone would only have them deferred again onto the same failure; polling still follows
+      every job, and reports what it cannot follow, job by job.
 
     The client comes from the amazon provider's async hook with the settings of the subscriber that
     started the task; botocore's own retries are turned off so that every attempt passes the budget.
@@ -96,6 +116,7 @@ class SharedJobWatcher:
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
         overlap: float = DEFAULT_OVERLAP_SECONDS,
+        retry_after: float = DEFAULT_RETRY_AFTER_SECONDS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.aws_conn_id = aws_conn_id
@@ -109,6 +130,14 @@ class SharedJobWatcher:
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._cursor: float | None = None
+        self.health = TrackerHealth(
+            f"The shared training-job watcher of connection {aws_conn_id!r}, "
+            f"region {region_name or 'default'}",
+            instead="poll DescribeTrainingJob each (as tracking='poll' does)",
+            alternative="use tracking='poll'",
+            log=log,
+            retry_after=retry_after,
+        )
 
     @property
     def running(self) -> bool:
@@ -132,8 +161,12 @@ class SharedJobWatcher:
         Start watching ``job_name`` for a subscriber that wants news at least every ``interval`` seconds.
 
         ``verify`` and ``botocore_config`` are used when this subscriber (re)starts the background task.
+        While the watcher cannot work, the subscription comes back resolved with a :class:`Fallback`.
         """
         subscription = Subscription(self, job_name, interval)
+        if self.health.reason is not None and self.health.broken:
+            subscription.outcome.set_result(Fallback(self.health.reason))
+            return subscription
         self._subscriptions.setdefault(job_name, set()).add(subscription)
         if not self.running:
             self.verify, self.botocore_config = verify, botocore_config
@@ -163,13 +196,17 @@ class SharedJobWatcher:
     def _interval(self) -> float:
         return min((sub.interval for subs in self._subscriptions.values() for sub in subs), default=1.0)
 
-    def _resolve(self, job_name: str, outcome: JobOutcome) -> None:
+    def _resolve(self, job_name: str, outcome: Outcome) -> None:
         for subscription in list(self._subscriptions.get(job_name, ())):
             subscription.resolve(outcome)
 
-    def _fail_everyone(self, message: str) -> None:
+    def _fall_back(self, failure: TrackerUnavailable) -> None:
+        fallback = self.health.fail(failure)
         for job_name in list(self._subscriptions):
-            self._resolve(job_name, JobOutcome(error=message))
+            self._resolve(job_name, fallback)
+
+    async def _backoff(self, failures: int) -> None:
+        await asyncio.sleep(backoff(min(self._interval(), 1.0), failures))
 
     async def _run(self) -> None:
         hook = SageMakerTrainingHook(
@@ -182,34 +219,51 @@ class SharedJobWatcher:
         # A restarted watcher starts from now: its new subscribers are each confirmed by the first pass.
         self._cursor = None
         try:
-            async with await hook.get_async_conn() as client:
-                # Once the last subscriber has left, a new one starts a new task: this one just ends.
-                while self._task is asyncio.current_task():
-                    self._wake.clear()
-                    try:
-                        await self._pass(client)
-                    except Exception as error:
-                        if not is_transient(error):
-                            raise
-                        # Throttling, 5xx, connection resets: the jobs are unaffected; try the pass again.
-                        if is_throttling(error):
-                            self.budget.penalize()
-                        failures += 1
-                        await asyncio.sleep(backoff(min(self._interval(), 1.0), failures))
-                        continue
-                    failures = 0
-                    if self._task is not asyncio.current_task():
-                        break
-                    # A subscriber that arrived during the pass is looked at right away.
-                    if any(not sub.confirmed for subs in self._subscriptions.values() for sub in subs):
-                        continue
-                    with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._interval())
-        except Exception as error:
-            self._fail_everyone(f"the shared watcher failed: {type(error).__name__}: {error}")
+            # Once the last subscriber has left, a new one starts a new task: this one just ends.
+            while self._task is asyncio.current_task():
+                try:
+                    async with await hook.get_async_conn() as client:
+                        await self._watch(client)
+                except Exception as error:
+                    # Making the client (e.g. assuming the connection's role), or what _watch gave up on.
+                    failure = as_failure(error, LIST_TRAINING_JOBS)
+                    if failure.kind is not TrackingErrorKind.TRANSIENT:
+                        self._fall_back(failure)
+                        return
+                    failures += 1
+                    await self._backoff(failures)
         finally:
             if self._task is asyncio.current_task():
                 self._task = None
+
+    async def _watch(self, client: BaseClient) -> None:
+        """Pass after pass until nobody is left; raise what cannot be ridden out."""
+        failures = unexpected = 0
+        while self._task is asyncio.current_task():
+            self._wake.clear()
+            try:
+                await self._pass(client)
+            except Exception as error:
+                failure = as_failure(error, LIST_TRAINING_JOBS)
+                if failure.kind is TrackingErrorKind.UNEXPECTED:
+                    unexpected += 1
+                if failure.kind is TrackingErrorKind.TRACKER or unexpected > UNEXPECTED_FAILURES_TOLERATED:
+                    raise failure from failure.error
+                # Throttling, 5xx, connection resets: the jobs are unaffected; try the pass again.
+                if is_throttling(failure.error):
+                    self.budget.penalize()
+                failures += 1
+                await self._backoff(failures)
+                continue
+            failures = unexpected = 0
+            self.health.works()
+            if self._task is not asyncio.current_task():
+                break
+            # A subscriber that arrived during the pass is looked at right away.
+            if any(not sub.confirmed for subs in self._subscriptions.values() for sub in subs):
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval())
 
     async def _pass(self, client: BaseClient) -> None:
         started = self._clock()
@@ -230,7 +284,7 @@ class SharedJobWatcher:
                     if status == FAILED:
                         failed.append(name)
                     else:
-                        self._resolve(name, JobOutcome(job_status=status))
+                        self._resolve(name, JobEvent.terminal(name, status))
             token = page.get("NextToken")
             if not token:
                 break
@@ -246,28 +300,33 @@ class SharedJobWatcher:
         self._cursor = started
 
     async def _describe(self, client: BaseClient, job_name: str) -> None:
-        # Imported here: this package is the triggerer's, but keep botocore off any import-time path.
-        from botocore.exceptions import ClientError
-
         await self.budget.acquire()
         try:
             description = await client.describe_training_job(TrainingJobName=job_name)
-        except ClientError as error:
-            if is_transient(error):
-                raise
-            # About this job only (it is gone, or its name is invalid): the other subscribers carry on.
-            message = (
-                f"training job {job_name} does not exist"
-                if is_not_found(error)
-                else f"{type(error).__name__}: {error}"
-            )
-            self._resolve(job_name, JobOutcome(error=message))
-            return
+        except Exception as error:
+            kind = classify(error, operation=DESCRIBE_TRAINING_JOB)
+            if kind is TrackingErrorKind.JOB:
+                # About this job only (it is gone, or its name is invalid): the other subscribers carry on.
+                message = (
+                    f"training job {job_name} does not exist"
+                    if is_not_found(error)
+                    else f"training job {job_name} cannot be described: {describe_error(error)}"
+                )
+                self._resolve(job_name, JobEvent.error(job_name, message, kind))
+                return
+            if kind is TrackingErrorKind.UNEXPECTED:
+                # An odd answer about one job: its own trigger polls it, and reports it if it lasts.
+                log.warning(
+                    "Could not describe training job %s (%s); its trigger follows it by itself.",
+                    job_name,
+                    describe_error(error),
+                )
+                self._resolve(job_name, Fallback(f"DescribeTrainingJob failed: {describe_error(error)}"))
+                return
+            raise TrackerUnavailable(DESCRIBE_TRAINING_JOB, error, kind) from error
         status = description["TrainingJobStatus"]
         if is_terminal(status):
-            self._resolve(
-                job_name, JobOutcome(job_status=status, failure_reason=description.get("FailureReason"))
-            )
+            self._resolve(job_name, JobEvent.terminal(job_name, status, description.get("FailureReason")))
         for subscription in self._subscriptions.get(job_name, ()):
             subscription.confirmed = True
 

@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
-from botocore.exceptions import ClientError
 
+from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
-from lyftlearn_provider.retries import backoff, is_not_found, is_throttling, is_transient
-from lyftlearn_provider.status import TrainingEventStatus, is_terminal
+from lyftlearn_provider.retries import (
+    DESCRIBE_TRAINING_JOB,
+    backoff,
+    classify,
+    describe_error,
+    is_not_found,
+    is_throttling,
+    tracker_fix,
+)
+from lyftlearn_provider.status import JobEvent, TrackingErrorKind, TrackingSource, is_terminal
 from lyftlearn_provider.tracking.budget import process_budget
 from lyftlearn_provider.tracking.sqs import sqs_consumer
 from lyftlearn_provider.tracking.watcher import shared_watcher
 
-#: Consecutive transient failures tolerated before the trigger gives the job back to its task.
-MAX_TRANSIENT_FAILURES = 40
-#: Where a trigger learns about its job: its own Describe polls, or the process's shared watcher.
-SOURCES = ("poll", "shared", "events")
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+
+    from lyftlearn_provider.tracking.budget import TokenBucket
+    from lyftlearn_provider.tracking.sqs import EventSubscription, SqsEventConsumer
+    from lyftlearn_provider.tracking.watcher import Subscription
+
+#: Transient failures in a row after which a polling trigger says so in its log (and again at each doubling).
+LOUD_FAILURES = 8
 
 
 class TrainingJobTrigger(BaseTrigger):
@@ -30,12 +44,14 @@ class TrainingJobTrigger(BaseTrigger):
     Polls ``DescribeTrainingJob`` with jitter through the amazon provider's async client, each call
     drawn from the triggerer process's AWS call budget for the connection and region (a token bucket,
     ``[lyftlearn] api_calls_per_second``, shared with the shared watcher; a throttling answer slows
-    every trigger of the process down, not just the one that got it). Throttling,
-    5xx answers and dropped connections do not end the wait: the trigger backs off (doubling the
-    interval, at most 16 times it and five minutes) and carries on; only after 40 failures in a row
-    does it hand the job back with an ``error`` event, and the task then follows it again (at most
-    three times before it stops the job). Anything unexpected becomes an ``error`` event naming the
-    job. When the task's deadline passes first, it reports ``timeout`` so the task can stop the job.
+    every trigger of the process down, not just the one that got it). Throttling, 5xx answers and
+    dropped connections do not end the wait: the trigger backs off (doubling the interval, at most 16
+    times it and five minutes) and carries on for as long as it takes; the task's deadline bounds the
+    wait. When the deadline passes first, it reports ``timeout`` so the task can stop the job.
+    Otherwise it fires exactly one event (a :class:`~lyftlearn_provider.status.JobEvent`): ``terminal``
+    with the job's status and failure reason, or ``error`` with a message and an ``error_kind``:
+    ``job`` (SageMaker does not know the job, or rejects its name), ``tracker`` (the connection may not
+    describe the job: the message names the permission) or ``unexpected`` (anything else).
 
     With ``source="shared"`` the trigger does not poll: it subscribes to the triggerer process's
     :class:`~lyftlearn_provider.tracking.watcher.SharedJobWatcher` for its connection and region, which
@@ -44,7 +60,14 @@ class TrainingJobTrigger(BaseTrigger):
     when one triggerer follows many jobs at once (dozens or more): the calls per job fall far below one
     Describe per poll interval, so SageMaker's (not adjustable) throttles are not reached. ``poll``,
     the default, suits a handful of jobs and needs no shared state. The shared watcher backs off from
-    throttling and failures for as long as it takes, so only the deadline bounds the wait.
+    throttling and failures for as long as it takes, so only the deadline bounds the wait. A watcher that
+    cannot work (say the role lacks ``sagemaker:ListTrainingJobs``) warns once per process and the
+    trigger polls its job itself, in the same run: a tracker's trouble never fails a healthy job.
+
+    With ``source="events"`` the trigger also subscribes to the process's SQS consumer of
+    ``queue_url``; whichever learns of the end first wins. A queue that cannot be used (missing, access
+    denied, its KMS key) warns once per process and leaves the shared watcher (or, failing that, the
+    trigger's own polls) to notice the end.
 
     :param job_name: the training job to follow.
     :param aws_conn_id: the Airflow connection to AWS.
@@ -53,10 +76,10 @@ class TrainingJobTrigger(BaseTrigger):
     :param botocore_config: extra botocore client configuration.
     :param poll_interval: seconds between two polls (jittered by ±20 %).
     :param deadline: epoch seconds after which the trigger reports ``timeout``; None for no deadline.
-    :param source: ``poll`` (default), ``shared`` or ``events``; with ``shared``, ``poll_interval`` is
-        the longest this trigger lets the watcher go between two looks at its job; with ``events`` it
-        is the reconciliation interval: the shared watcher still looks that often, so a lost event
-        delays the task by at most about ``poll_interval``, never hangs it.
+    :param source: ``poll`` (default), ``shared`` or ``events`` (a :class:`TrackingSource` value); with
+        ``shared``, ``poll_interval`` is the longest this trigger lets the watcher go between two looks
+        at its job; with ``events`` it is the reconciliation interval: the shared watcher still looks
+        that often, so a lost event delays the task by at most about ``poll_interval``, never hangs it.
     :param queue_url: the SQS queue the EventBridge rule feeds (``source="events"``; see
         ``SetupTrainingEventsOperator``).
     :param job_name_prefix: the job-name prefix the queue's rule matches (``source="events"``).
@@ -77,12 +100,20 @@ class TrainingJobTrigger(BaseTrigger):
         job_name_prefix: str | None = None,
     ) -> None:
         super().__init__()
-        if source not in SOURCES:
-            raise ValueError(
-                f"source={source!r} is not a training job source; set one of {', '.join(SOURCES)}."
+        try:
+            tracking = TrackingSource(source)
+        except ValueError:
+            raise InvalidSpecError(
+                "source",
+                f"{source!r} is not a training job source",
+                f"Set one of {', '.join(member.value for member in TrackingSource)}.",
+            ) from None
+        if tracking is TrackingSource.EVENTS and not (queue_url and job_name_prefix):
+            raise InvalidSpecError(
+                "queue_url, job_name_prefix",
+                "source='events' needs queue_url and job_name_prefix",
+                "Set both (SetupTrainingEventsOperator creates a prefix's queue), or use source='shared'.",
             )
-        if source == "events" and not (queue_url and job_name_prefix):
-            raise ValueError("source='events' needs queue_url and job_name_prefix; set both.")
         self.job_name = job_name
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
@@ -90,7 +121,8 @@ class TrainingJobTrigger(BaseTrigger):
         self.botocore_config = botocore_config
         self.poll_interval = poll_interval
         self.deadline = deadline
-        self.source = source
+        # The plain value: serialized kwargs are JSON primitives.
+        self.source = tracking.value
         self.queue_url = queue_url
         self.job_name_prefix = job_name_prefix
 
@@ -121,127 +153,177 @@ class TrainingJobTrigger(BaseTrigger):
             config=self.botocore_config,
         )
 
-    def _event(self, status: TrainingEventStatus, **payload: Any) -> TriggerEvent:
-        return TriggerEvent({"status": status.value, "job_name": self.job_name, **payload})
-
     def _seconds_left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - time.time()
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Follow the job until it ends, the deadline passes or something unexpected happens."""
-        events = self._poll() if self.source == "poll" else self._watch_shared()
-        async for event in events:
-            yield event
+        """Follow the job until it ends or the deadline passes; fire exactly one event."""
+        if self.source == TrackingSource.POLL:
+            event = await self._poll()
+        else:
+            event = await self._watch_shared()
+        yield TriggerEvent(event.to_payload())
 
-    async def _watch_shared(self) -> AsyncIterator[TriggerEvent]:
+    async def _watch_shared(self) -> JobEvent:
+        """Follow the job through the process's shared watcher and, with ``events``, its SQS consumer."""
         if self._seconds_left() <= 0:
-            yield self._event(TrainingEventStatus.TIMEOUT, message="the task's deadline passed")
-            return
-        subscription = shared_watcher(self.aws_conn_id, self.region_name).subscribe(
-            self.job_name,
-            interval=self.poll_interval,
-            verify=self.verify,
-            botocore_config=self.botocore_config,
-        )
-        # With events, the watcher is the reconciliation: whichever learns of the end first wins.
-        consumer = (
-            sqs_consumer(
-                str(self.queue_url),
-                prefix=str(self.job_name_prefix),
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
+            return JobEvent.timeout(self.job_name)
+        subscription: Subscription | None = None
+        consumer: SqsEventConsumer | None = None
+        event_subscription: EventSubscription | None = None
+        poller: asyncio.Task[JobEvent] | None = None
+        try:
+            # Subscribed inside the guard: whatever fails here is this job's error event, and whatever
+            # was subscribed before the failure is closed below.
+            subscription = shared_watcher(self.aws_conn_id, self.region_name).subscribe(
+                self.job_name,
+                interval=self.poll_interval,
                 verify=self.verify,
                 botocore_config=self.botocore_config,
             )
-            if self.source == "events"
-            else None
-        )
-        event_subscription = consumer.subscribe(self.job_name) if consumer is not None else None
-        waiting: set[asyncio.Future[Any]] = {subscription.outcome}
-        if event_subscription is not None:
-            waiting.add(event_subscription.outcome)
-        try:
-            seconds_left = self._seconds_left()
-            await asyncio.wait(
-                waiting,
-                timeout=None if seconds_left == float("inf") else seconds_left,
-                return_when=asyncio.FIRST_COMPLETED,
+            if self.source == TrackingSource.EVENTS:
+                consumer = sqs_consumer(
+                    str(self.queue_url),
+                    prefix=str(self.job_name_prefix),
+                    aws_conn_id=self.aws_conn_id,
+                    region_name=self.region_name,
+                    verify=self.verify,
+                    botocore_config=self.botocore_config,
+                )
+                event_subscription = consumer.subscribe(self.job_name)
+            # The reconciler (the watcher, or this trigger's own polls once the watcher gives up) and the
+            # events: whichever learns of the end first wins.
+            reconciler: asyncio.Future[Any] = subscription.outcome
+            waiting: set[asyncio.Future[Any]] = {reconciler}
+            if event_subscription is not None:
+                waiting.add(event_subscription.outcome)
+            while True:
+                seconds_left = self._seconds_left()
+                done, waiting = await asyncio.wait(
+                    waiting,
+                    timeout=None if seconds_left == float("inf") else max(0.0, seconds_left),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                if not done:
+                    return JobEvent.timeout(self.job_name)
+                if event_subscription is not None and event_subscription.outcome in done:
+                    outcome = event_subscription.outcome.result()
+                    if isinstance(outcome, JobEvent):
+                        return outcome
+                    self.log.info("Not using events for %s: %s", self.job_name, outcome.reason)
+                if reconciler in done:
+                    outcome = reconciler.result()
+                    if isinstance(outcome, JobEvent):
+                        if consumer is not None and outcome.job_status is not None:
+                            # Reconciliation won: the job's own terminal events, arriving later, are old news.
+                            consumer.mark_settled(self.job_name)
+                        return outcome
+                    self.log.info("Polling %s itself: %s", self.job_name, outcome.reason)
+                    poller = reconciler = asyncio.get_running_loop().create_task(
+                        self._poll(), name=f"lyftlearn-training-poll-{self.job_name}"
+                    )
+                    waiting.add(poller)
+        except Exception as error:
+            kind = (
+                TrackingErrorKind.TRACKER
+                if isinstance(error, InvalidSpecError)
+                else TrackingErrorKind.UNEXPECTED
+            )
+            return JobEvent.error(
+                self.job_name,
+                f"could not follow training job {self.job_name} with source={self.source}: "
+                f"{describe_error(error)}",
+                kind,
             )
         finally:
-            # Cancelled or done, this trigger no longer needs them (the last one out stops each).
-            subscription.close()
+            # Done, failed or cancelled, this trigger no longer needs them (the last one out stops each).
+            if subscription is not None:
+                subscription.close()
             if event_subscription is not None:
                 event_subscription.close()
-        if event_subscription is not None and event_subscription.outcome.done():
-            payload = event_subscription.outcome.result()
-            yield self._event(
-                TrainingEventStatus.TERMINAL,
-                job_status=payload["job_status"],
-                failure_reason=payload.get("failure_reason"),
-            )
-            return
-        if not subscription.outcome.done():
-            yield self._event(TrainingEventStatus.TIMEOUT, message="the task's deadline passed")
-            return
-        outcome = subscription.outcome.result()
-        if consumer is not None and outcome.job_status is not None:
-            # Reconciliation won: the job's own terminal events, arriving later, are old news here.
-            consumer.mark_settled(self.job_name)
-        if outcome.error is not None:
-            yield self._event(TrainingEventStatus.ERROR, message=outcome.error)
-        else:
-            yield self._event(
-                TrainingEventStatus.TERMINAL,
-                job_status=outcome.job_status,
-                failure_reason=outcome.failure_reason,
-            )
+            if poller is not None and not poller.done():
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
 
-    async def _poll(self) -> AsyncIterator[TriggerEvent]:
-        hook = self.hook()
-        budget = process_budget(self.aws_conn_id, self.region_name)
+    async def _poll(self) -> JobEvent:
+        """Follow the job with its own Describe calls; ride out transient failures until the deadline."""
         failures = 0
         try:
-            async with await hook.get_async_conn() as client:
-                while True:
+            hook = self.hook()
+            budget = process_budget(self.aws_conn_id, self.region_name)
+            while True:
+                try:
+                    async with await hook.get_async_conn() as client:
+                        return await self._poll_with(hook, client, budget)
+                except Exception as error:
+                    # Making the client (e.g. assuming the connection's role) failed, or closing it.
+                    if classify(error, operation=DESCRIBE_TRAINING_JOB) is not TrackingErrorKind.TRANSIENT:
+                        raise
+                    failures += 1
+                    self._note_transient(failures, error)
                     if self._seconds_left() <= 0:
-                        yield self._event(TrainingEventStatus.TIMEOUT, message="the task's deadline passed")
-                        return
-                    try:
-                        await budget.acquire()
-                        description = await hook.describe_job_async(client, self.job_name)
-                    except Exception as error:
-                        if is_throttling(error):
-                            budget.penalize()  # every trigger of this process slows down with this one
-                        if isinstance(error, ClientError) and is_not_found(error):
-                            yield self._event(
-                                TrainingEventStatus.ERROR,
-                                message=f"training job {self.job_name} does not exist",
-                            )
-                            return
-                        if not is_transient(error):
-                            raise
-                        # Throttling, 5xx, connection resets: the job itself is unaffected.
-                        failures += 1
-                    else:
-                        failures = 0
-                        status = description["TrainingJobStatus"]
-                        if is_terminal(status):
-                            yield self._event(
-                                TrainingEventStatus.TERMINAL,
-                                job_status=status,
-                                failure_reason=description.get("FailureReason"),
-                            )
-                            return
-                    if failures > MAX_TRANSIENT_FAILURES:
-                        yield self._event(
-                            TrainingEventStatus.ERROR,
-                            message=f"AWS kept failing for {failures} polls in a row",
-                        )
-                        return
-                    pause = backoff(self.poll_interval, failures)
-                    await asyncio.sleep(max(0.0, min(pause, self._seconds_left())))
+                        return JobEvent.timeout(self.job_name)
+                    await self._pause(failures)
         except Exception as error:
-            yield self._event(TrainingEventStatus.ERROR, message=f"{type(error).__name__}: {error}")
+            return self._error(error, classify(error, operation=DESCRIBE_TRAINING_JOB))
+
+    async def _poll_with(
+        self, hook: SageMakerTrainingHook, client: BaseClient, budget: TokenBucket
+    ) -> JobEvent:
+        failures = 0
+        while True:
+            if self._seconds_left() <= 0:
+                return JobEvent.timeout(self.job_name)
+            try:
+                await budget.acquire()
+                description = await hook.describe_job_async(client, self.job_name)
+            except Exception as error:
+                kind = classify(error, operation=DESCRIBE_TRAINING_JOB)
+                if kind is not TrackingErrorKind.TRANSIENT:
+                    return self._error(error, kind)
+                # Throttling, 5xx, connection resets: the job itself is unaffected.
+                if is_throttling(error):
+                    budget.penalize()  # every trigger of this process slows down with this one
+                failures += 1
+                self._note_transient(failures, error)
+            else:
+                failures = 0
+                status = description["TrainingJobStatus"]
+                if is_terminal(status):
+                    return JobEvent.terminal(self.job_name, status, description.get("FailureReason"))
+            await self._pause(failures)
+
+    async def _pause(self, failures: int) -> None:
+        pause = backoff(self.poll_interval, failures)
+        await asyncio.sleep(max(0.0, min(pause, self._seconds_left())))
+
+    def _note_transient(self, failures: int, error: BaseException) -> None:
+        # Silent for a short storm, then once per doubling: visible in the task log, never a flood.
+        if failures >= LOUD_FAILURES and failures & (failures - 1) == 0:
+            self.log.warning(
+                "AWS failed %d times in a row while following %s (last: %s); still trying.",
+                failures,
+                self.job_name,
+                describe_error(error),
+            )
+
+    def _error(self, error: BaseException, kind: TrackingErrorKind) -> JobEvent:
+        """Return the error event of a poll that cannot go on, its message saying why and what to do."""
+        if kind is TrackingErrorKind.JOB:
+            message = (
+                f"training job {self.job_name} does not exist"
+                if is_not_found(error)
+                else f"training job {self.job_name} cannot be described: {describe_error(error)}"
+            )
+        elif kind is TrackingErrorKind.TRACKER:
+            message = (
+                f"cannot follow training job {self.job_name}: {DESCRIBE_TRAINING_JOB} failed "
+                f"({describe_error(error)}); {tracker_fix(error, operation=DESCRIBE_TRAINING_JOB)}"
+            )
+        else:
+            message = f"could not follow training job {self.job_name}: {describe_error(error)}"
+        return JobEvent.error(self.job_name, message, kind)
 
     async def on_kill(self) -> None:
         """Stop the training job when a user marks the deferred task failed or clears it (Airflow ≥ 3.3)."""

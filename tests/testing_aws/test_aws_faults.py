@@ -109,3 +109,57 @@ def test_pending_faults_can_be_listed_and_cleared(aws, sagemaker):
     with pytest.raises(ControlError) as excinfo:
         aws.control.inject("throttle", after=True)
     assert excinfo.value.status == 400
+
+
+def test_access_denied_names_the_permission_in_each_protocol(aws, sagemaker):
+    sqs = boto3.client("sqs", config=Config(retries={"total_max_attempts": 1}))
+    sts = boto3.client("sts", config=Config(retries={"total_max_attempts": 1}))
+    s3 = boto3.client("s3", config=Config(retries={"total_max_attempts": 1}))
+    queue_url = sqs.create_queue(QueueName="denied")["QueueUrl"]
+    s3.create_bucket(Bucket="denied-bucket")
+    aws.control.inject("access_denied", 2, service="sagemaker", action="ListTrainingJobs")
+    aws.control.inject("access_denied", 1, service="sqs", action="ReceiveMessage")
+    aws.control.inject("access_denied", 1, service="sts", action="GetCallerIdentity")
+    aws.control.inject("access_denied", 1, service="s3", action="GET /denied-bucket")
+
+    errors = []
+    for call in (
+        sagemaker.list_training_jobs,
+        lambda: sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0),
+        sts.get_caller_identity,
+        lambda: s3.list_objects_v2(Bucket="denied-bucket"),
+    ):
+        with pytest.raises(ClientError) as excinfo:
+            call()
+        errors.append(excinfo.value.response)
+
+    summary = [(e["Error"]["Code"], e["ResponseMetadata"]["HTTPStatusCode"]) for e in errors]
+    assert summary == [
+        ("AccessDeniedException", 400),
+        # SQS speaks JSON but reports the query-era code, as botocore reads real SQS's answers.
+        ("AccessDenied", 400),
+        ("AccessDenied", 403),
+        ("AccessDenied", 403),
+    ]
+    assert errors[1]["Error"]["QueryErrorCode"] == "AccessDeniedException"
+    assert "is not authorized to perform: sagemaker:ListTrainingJobs" in errors[0]["Error"]["Message"]
+    assert "is not authorized to perform: sqs:ReceiveMessage" in errors[1]["Error"]["Message"]
+    assert "is not authorized to perform: sts:GetCallerIdentity" in errors[2]["Error"]["Message"]
+    # Only the targeted calls were denied, and the fault is counted down like any other.
+    assert aws.control.faults() == [
+        {
+            "kind": "access_denied",
+            "remaining": 1,
+            "service": "sagemaker",
+            "action": "ListTrainingJobs",
+            "after": False,
+        }
+    ]
+    assert sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=0).get("Messages") is None
+    denied = [call for call in aws.control.calls() if call["fault"] == "access_denied"]
+    assert [call["action"] for call in denied] == [
+        "ListTrainingJobs",
+        "ReceiveMessage",
+        "GetCallerIdentity",
+        "GET /denied-bucket",
+    ]

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.tracking import budget as budget_module
 from lyftlearn_provider.tracking.budget import MIN_RATE_FRACTION, TokenBucket, process_budget
 
@@ -112,8 +113,11 @@ async def test_a_penalized_rate_is_held_then_recovers_gradually_to_the_configure
 def test_rejects_a_budget_that_lets_nothing_through():
     with pytest.raises(ValueError, match="rate > 0 and burst >= 1"):
         TokenBucket(0, 5)
-    with pytest.raises(ValueError, match="rate > 0 and burst >= 1"):
+    with pytest.raises(ValueError, match="rate > 0 and burst >= 1") as excinfo:
         TokenBucket(5, 0.5)
+    # The provider's configuration error (a ValueError too), naming the arguments.
+    assert isinstance(excinfo.value, InvalidSpecError)
+    assert excinfo.value.field == "rate, burst"
 
 
 def test_one_budget_per_connection_region_and_event_loop():
@@ -154,5 +158,9 @@ def test_budget_comes_from_the_lyftlearn_config_section(monkeypatch):
     assert (bucket.base_rate, bucket.burst) == (2.5, 4.0)
 
     monkeypatch.setenv("AIRFLOW__LYFTLEARN__API_CALLS_PER_SECOND", "0")
-    with pytest.raises(ValueError, match=r"api_calls_per_second=0.0 .* set api_calls_per_second > 0"):
+    with pytest.raises(
+        ValueError, match=r"api_calls_per_second=0.0 .* set api_calls_per_second > 0"
+    ) as excinfo:
         budget_module.configured_budget()
+    assert isinstance(excinfo.value, InvalidSpecError)
+    assert excinfo.value.field == "[lyftlearn] api_calls_per_second, api_burst"

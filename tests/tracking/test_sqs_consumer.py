@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import pathlib
 import sys
@@ -11,6 +12,7 @@ import time
 import boto3
 import pytest
 
+from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.hooks.events import EventRouteHook
 from lyftlearn_provider.rendering.sagemaker import render_training_job
 from lyftlearn_provider.tracking.lattice import (
@@ -22,6 +24,7 @@ from lyftlearn_provider.tracking.lattice import (
     parse_state_change,
     supersedes,
 )
+from lyftlearn_provider.tracking.outcomes import Fallback
 from lyftlearn_provider.tracking.sqs import (
     SqsEventConsumer,
     release_limit,
@@ -157,9 +160,9 @@ async def test_subscribers_resolve_with_the_true_terminal_state(aws):
 
         payloads = await asyncio.wait_for(asyncio.gather(*subscriptions), DEADLINE)
 
-        assert [p["job_status"] for p in payloads] == [true_status(n) for n in names]
-        assert [p["job_status"] for p in payloads] == ["Completed", "Failed", "Stopped"]
-        assert payloads[1] == {
+        assert [p.job_status for p in payloads] == [true_status(n) for n in names]
+        assert [p.job_status for p in payloads] == ["Completed", "Failed", "Stopped"]
+        assert payloads[1].to_payload() == {
             "status": "terminal",
             "job_name": "ll-bad-1",
             "job_status": "Failed",
@@ -212,7 +215,7 @@ async def test_duplicated_reordered_malformed_and_foreign_messages(aws):
         )
 
         payloads = await asyncio.wait_for(asyncio.gather(duplicated, reordered), DEADLINE)
-        assert [p["job_status"] for p in payloads] == ["Completed", "Completed"]
+        assert [p.job_status for p in payloads] == ["Completed", "Completed"]
         await asyncio.wait_for(
             until(lambda: consumer.stats.duplicates == 2 and consumer.stats.stale >= 1, "duplicates"),
             DEADLINE,
@@ -224,10 +227,10 @@ async def test_duplicated_reordered_malformed_and_foreign_messages(aws):
         # The guard kept the terminal state; a late subscriber resolves from memory at once.
         assert consumer.known_state("ll-order-1").job_status == "Completed"
         late = consumer.subscribe("ll-order-1")
-        assert late.outcome.done() and (await late)["job_status"] == true_status("ll-order-1")
+        assert late.outcome.done() and (await late).job_status == true_status("ll-order-1")
         assert hold.outcome.done() is False, "a malformed event about a held job must not resolve it"
         aws.control.complete("ll-hold-1")
-        assert (await asyncio.wait_for(hold, DEADLINE))["job_status"] == true_status("ll-hold-1")
+        assert (await asyncio.wait_for(hold, DEADLINE)).job_status == true_status("ll-hold-1")
 
         stats = consumer.stats
         assert stats.foreign == 1 and stats.delivered == 3
@@ -255,15 +258,16 @@ async def test_queue_unavailable_for_a_while_fails_nobody(aws):
         subscriptions = [consumer.subscribe(name) for name in names]
         await until(lambda: aws.control.calls(service="sqs", action="ReceiveMessage"), "the first receive")
         aws.control.inject("unavailable", 8, service="sqs")
+        # A long poll already in flight is not hit by the fault, and would deliver events sent now: the
+        # jobs end only once the outage has reached the consumer, so their events must wait it out.
+        await until(lambda: consumer.stats.receive_errors >= 1, "the outage to reach the consumer")
         aws.control.complete("ll-outage-1")
         aws.control.fail("ll-outage-2", "ClientError: bad data")
 
         payloads = await asyncio.wait_for(asyncio.gather(*subscriptions), DEADLINE)
 
-        assert (
-            [p["job_status"] for p in payloads] == [true_status(n) for n in names] == ["Completed", "Failed"]
-        )
-        assert payloads[1]["failure_reason"] == "ClientError: bad data"
+        assert [p.job_status for p in payloads] == [true_status(n) for n in names] == ["Completed", "Failed"]
+        assert payloads[1].failure_reason == "ClientError: bad data"
         faulted = [call for call in aws.control.calls(service="sqs") if call.get("fault")]
         assert len(faulted) == 8
         assert consumer.stats.receive_errors >= 1
@@ -296,7 +300,7 @@ async def test_cancelled_subscribers_leave_and_the_consumer_restarts_on_demand(a
         again = consumer.subscribe("ll-life-1")
         assert consumer.running, "the next subscriber restarts the consumer"
         aws.control.complete("ll-life-1")
-        assert (await asyncio.wait_for(again, DEADLINE))["job_status"] == "Completed"
+        assert (await asyncio.wait_for(again, DEADLINE)).job_status == "Completed"
         await asyncio.wait_for(until(lambda: not consumer.running, "the consumer to stop"), DEADLINE)
         assert task_name not in {task.get_name() for task in asyncio.all_tasks()}
     finally:
@@ -369,7 +373,7 @@ async def test_a_terminal_event_received_by_another_process_reaches_the_holder(a
 
         payload = await asyncio.wait_for(consumer.subscribe("ll-handoff-1"), DEADLINE)
 
-        assert payload["job_status"] == true_status("ll-handoff-1") == "Completed"
+        assert payload.job_status == true_status("ll-handoff-1") == "Completed"
         assert other_stats["released"] == 1 and other_stats["delivered"] == 0
         assert consumer.stats.delivered == 1
         assert queue_depth(summary["dlq_url"]) == 0
@@ -391,7 +395,7 @@ async def test_later_terminal_events_of_a_delivered_job_are_deleted_not_released
         waiting = consumer.subscribe("ll-once-1")
         aws.control.complete("ll-once-1")
         payload = await asyncio.wait_for(waiting, DEADLINE)
-        assert payload["job_status"] == "Completed"
+        assert payload.job_status == "Completed"
         sqs = boto3.client("sqs")
         keep_alive = consumer.subscribe("ll-other-1")  # keeps the consumer receiving
         for _ in range(3):
@@ -422,7 +426,7 @@ async def test_a_backlog_is_received_by_several_loops_and_aclose_leaves_no_task(
             )
         subscriptions = [consumer.subscribe(name) for name in names]
         payloads = await asyncio.wait_for(asyncio.gather(*subscriptions), DEADLINE)
-        assert {p["job_name"] for p in payloads} == set(names)
+        assert {p.job_name for p in payloads} == set(names)
         assert consumer.stats.delivered == len(names)
         assert consumer.stats.extra_loops >= 1, consumer.stats.as_dict()
     finally:
@@ -465,3 +469,100 @@ async def test_a_trickle_of_events_collects_into_batches_within_the_window(aws, 
         print(f"\nwindow {window:g} s: {stats.batches} batches, worst notice {max(delays):.2f} s")
     finally:
         await consumer.aclose()
+
+
+# ---------------------------------------------------------------------------- a queue that cannot work
+SQS_LOGGER = "lyftlearn_provider.tracking.sqs"
+
+
+def consumer_warnings(caplog) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == SQS_LOGGER and r.levelno >= logging.WARNING]
+
+
+def sqs_calls(aws, action: str) -> int:
+    return len(aws.control.calls(service="sqs", action=action))
+
+
+async def test_a_missing_queue_hands_its_subscribers_to_reconciliation_once_without_a_hot_loop(aws, caplog):
+    missing = route()["queue_url"] + "-missing"
+    aws.control.reset_calls()
+    consumer = make_consumer(missing)
+    try:
+        subscriptions = [consumer.subscribe(name) for name in ("ll-nowhere-1", "ll-nowhere-2")]
+        outcomes = await asyncio.wait_for(asyncio.gather(*subscriptions), DEADLINE)
+
+        assert all(isinstance(outcome, Fallback) for outcome in outcomes)
+        assert "QueueDoesNotExist" in outcomes[0].reason or "NonExistentQueue" in outcomes[0].reason
+        [warning] = consumer_warnings(caplog)
+        assert missing in warning.getMessage()
+        assert (
+            "check the queue URL" in warning.getMessage() and "use tracking='shared'" in warning.getMessage()
+        )
+        await until(lambda: not consumer.running, "the consumer to stop")
+        assert consumer.job_names == frozenset()
+
+        # Later subscribers get the same answer at once, without a call; nothing keeps asking meanwhile.
+        late = consumer.subscribe("ll-nowhere-3")
+        assert late.outcome.done() and isinstance(late.outcome.result(), Fallback)
+        assert not consumer.running
+        await asyncio.sleep(0.5)
+        assert (sqs_calls(aws, "GetQueueAttributes"), sqs_calls(aws, "ReceiveMessage")) == (1, 0)
+        assert len(consumer_warnings(caplog)) == 1
+    finally:
+        await consumer.aclose()
+
+
+async def test_receive_denied_falls_back_once_and_names_the_permission(aws, caplog):
+    queue_url = route()["queue_url"]
+    aws.control.reset_calls()
+    consumer = make_consumer(queue_url)
+    aws.control.inject("access_denied", 10**6, service="sqs", action="ReceiveMessage")
+    try:
+        outcome = await asyncio.wait_for(consumer.subscribe("ll-denied-1"), DEADLINE)
+        assert isinstance(outcome, Fallback)
+        [warning] = consumer_warnings(caplog)
+        assert "grant sqs:ReceiveMessage to the connection's role" in warning.getMessage()
+        assert warning.exc_info is None
+        assert isinstance(consumer.subscribe("ll-denied-2").outcome.result(), Fallback)
+        assert sqs_calls(aws, "ReceiveMessage") == 1
+        assert consumer.stats.receive_errors == 1
+    finally:
+        await consumer.aclose()
+
+
+async def test_a_broken_queue_is_tried_again_by_a_later_subscriber(aws, caplog):
+    caplog.set_level(logging.INFO, logger=SQS_LOGGER)
+    summary = route()
+    missing = summary["queue_url"] + "-later"
+    # No wait between outages and retries: every new subscriber tries the queue again.
+    consumer = make_consumer(missing, retry_after=0.0)
+    try:
+        assert isinstance(await asyncio.wait_for(consumer.subscribe("ll-later-1"), DEADLINE), Fallback)
+        assert consumer.health.reason is not None
+        # Someone creates the queue; the next subscriber finds it working and gets its event.
+        boto3.client("sqs").create_queue(QueueName=missing.rsplit("/", 1)[1])
+        create_job("ll-later-2")
+        waiting = consumer.subscribe("ll-later-2")
+        await until(lambda: sqs_calls(aws, "ReceiveMessage") >= 1, "a receive from the new queue")
+        boto3.client("sqs").send_message(
+            QueueUrl=missing, MessageBody=event_body("ll-later-2", "Completed", time.time())
+        )
+        outcome = await asyncio.wait_for(waiting, DEADLINE)
+        assert outcome.job_status == "Completed"
+        assert consumer.health.reason is None
+        assert any("works again" in r.getMessage() for r in caplog.records if r.name == SQS_LOGGER)
+        assert len(consumer_warnings(caplog)) == 1
+    finally:
+        await consumer.aclose()
+
+
+def test_a_queue_with_another_prefix_is_an_invalid_spec():
+    async def ask() -> None:
+        sqs_consumer("http://queue/a", prefix="ll")
+        sqs_consumer("http://queue/a", prefix="fraud")
+
+    with pytest.raises(
+        InvalidSpecError, match="job_name_prefix: 'fraud' does not match the queue"
+    ) as excinfo:
+        asyncio.run(ask())
+    assert "its own queue" in str(excinfo.value)

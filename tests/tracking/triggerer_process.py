@@ -35,10 +35,32 @@ def report(tag: str, document: dict[str, Any]) -> None:
     print(f"{tag} {json.dumps(document, sort_keys=True)}", flush=True)
 
 
-async def follow(trigger: Any) -> None:
+async def follow(trigger: Any, ended: set[str]) -> None:
     """Run one trigger to its end, reporting every event it yields."""
     async for event in trigger.run():
         report("EVENT", {"job_name": trigger.job_name, "payload": event.payload, "t": time.time()})
+    ended.add(trigger.job_name)
+
+
+async def subscribed(triggers: list[Any], ended: set[str]) -> None:
+    """Wait until every shared trigger follows its job: the watcher holds it, it polls it, or it ended."""
+    from lyftlearn_provider.tracking.watcher import shared_watcher
+
+    shared = [trigger for trigger in triggers if trigger.source != "poll"]
+    while True:
+        held = set(ended)
+        for trigger in shared:
+            held |= shared_watcher(trigger.aws_conn_id, trigger.region_name).job_names
+        # A trigger whose watcher cannot work polls its job in a task of its own.
+        prefix = "lyftlearn-training-poll-"
+        held |= {
+            task.get_name().removeprefix(prefix)
+            for task in asyncio.all_tasks()
+            if task.get_name().startswith(prefix)
+        }
+        if {trigger.job_name for trigger in shared} <= held:
+            return
+        await asyncio.sleep(0.02)
 
 
 def mismatches(triggers: list[Any], serialized: list[list[Any]]) -> list[str]:
@@ -54,8 +76,10 @@ async def main(path: str) -> None:
     with open(path) as handle:
         serialized: list[list[Any]] = json.load(handle)
     triggers = [rebuild(classpath, kwargs) for classpath, kwargs in serialized]
-    tasks = [asyncio.create_task(follow(trigger)) for trigger in triggers]
-    await asyncio.sleep(0.2)  # every trigger has subscribed
+    ended: set[str] = set()
+    tasks = [asyncio.create_task(follow(trigger, ended)) for trigger in triggers]
+    # However long a loaded machine takes to start them (the test waits for this line).
+    await asyncio.wait_for(subscribed(triggers, ended), 60)
     report("REBUILT", {"mismatches": mismatches(triggers, serialized), "count": len(triggers)})
     await asyncio.gather(*tasks)
     report("DONE", {"mismatches": mismatches(triggers, serialized)})

@@ -8,6 +8,7 @@ import importlib
 import inspect
 import itertools
 import json
+import re
 import time
 from typing import Any
 
@@ -15,11 +16,15 @@ import boto3
 import pytest
 from airflow.sdk.exceptions import TaskDeferred
 
+from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.operators.training import TrainModelOperator
 from lyftlearn_provider.rendering.sagemaker import render_training_job
+from lyftlearn_provider.status import JobEvent
 from lyftlearn_provider.tracking.budget import process_budget
+from lyftlearn_provider.tracking.sqs import sqs_consumer
+from lyftlearn_provider.tracking.watcher import shared_watcher
 from lyftlearn_provider.triggers import training as training_module
-from lyftlearn_provider.triggers.training import MAX_TRANSIENT_FAILURES, TrainingJobTrigger
+from lyftlearn_provider.triggers.training import TrainingJobTrigger
 from tests.helpers import make_context, make_spec
 
 #: botocore retries once; storms longer than that have to be carried by the trigger's own back-off.
@@ -94,6 +99,11 @@ async def cancel(task: asyncio.Task) -> None:
         await asyncio.wait_for(task, 5)
 
 
+def terminal(name: str, status: str, reason: str | None = None) -> dict[str, Any]:
+    """Return the payload of a terminal event (``failure_reason`` only when the job has one)."""
+    return JobEvent.terminal(name, status, reason).to_payload()
+
+
 def is_json_primitive(value: Any) -> bool:
     if value is None or isinstance(value, (bool, int, float, str)):
         return True
@@ -162,14 +172,7 @@ async def test_one_event_per_terminal_state_then_stops(aws, end):
         expected_status, expected_reason = "Stopped", None
 
     events = await run
-    assert events == [
-        {
-            "status": "terminal",
-            "job_name": JOB,
-            "job_status": expected_status,
-            "failure_reason": expected_reason,
-        }
-    ]
+    assert events == [terminal(JOB, expected_status, expected_reason)]
     json.dumps(events)  # the triggerer stores the payload as JSON
     # The last thing the trigger did was read the terminal state; nothing polls any more.
     calls = describes(aws)
@@ -246,6 +249,7 @@ async def test_missing_job_is_an_error_naming_it(aws):
     assert len(events) == 1
     [event] = events
     assert event["status"] == "error"
+    assert event["error_kind"] == "job"
     assert event["job_name"] == "fraud-train-never-created"
     assert "fraud-train-never-created" in event["message"]
     assert "does not exist" in event["message"]
@@ -253,14 +257,14 @@ async def test_missing_job_is_an_error_naming_it(aws):
     assert len(describes(aws, "fraud-train-never-created")) == 1
 
 
-async def test_non_transient_aws_error_is_an_error_event_naming_the_job(aws):
-    # The emulator cannot deny access, but it rejects a name SageMaker would reject: a 400
-    # ValidationException that is neither "not found" nor worth retrying.
+async def test_invalid_job_name_is_an_error_event_about_the_job(aws):
+    # A name SageMaker rejects: a 400 ValidationException that is neither "not found" nor worth retrying.
     name = "fraud_train_1"
     events = await collect(make_trigger(name))
     assert len(events) == 1
     [event] = events
     assert event["status"] == "error"
+    assert event["error_kind"] == "job"
     assert event["job_name"] == name
     assert "ValidationException" in event["message"]
     assert name in event["message"]
@@ -268,22 +272,63 @@ async def test_non_transient_aws_error_is_an_error_event_naming_the_job(aws):
     assert [call["status"] for call in calls] == [400]
 
 
-async def test_gives_the_job_back_after_too_many_transient_failures_in_a_row(aws):
+async def test_access_denied_is_a_tracker_error_naming_the_permission(aws):
     create_job()
-    aws.control.inject("unavailable", MAX_TRANSIENT_FAILURES + 10, action="DescribeTrainingJob")
-    events = await collect(make_trigger(botocore_config=NO_RETRIES, poll_interval=0.001), timeout=20)
-    assert events == [
-        {
-            "status": "error",
-            "job_name": JOB,
-            "message": f"AWS kept failing for {MAX_TRANSIENT_FAILURES + 1} polls in a row",
-        }
-    ]
-    calls = describes(aws)
-    assert len(calls) == MAX_TRANSIENT_FAILURES + 1
-    assert all(call["fault"] == "unavailable" for call in calls)
-    # The trigger only reports; the job itself keeps running for the task to decide.
+    aws.control.inject("access_denied", 5, action="DescribeTrainingJob")
+    events = await collect(make_trigger())
+    [event] = events
+    assert (event["status"], event["error_kind"], event["job_name"]) == ("error", "tracker", JOB)
+    assert JOB in event["message"]
+    assert "AccessDeniedException" in event["message"]
+    assert "grant sagemaker:DescribeTrainingJob to the connection's role" in event["message"]
+    # Asked once: a missing permission does not come back by asking again.
+    assert len(describes(aws)) == 1
     assert aws.control.job(JOB)["TrainingJobStatus"] == "InProgress"
+
+
+async def test_anything_unexpected_is_an_error_event_carrying_the_job_name(aws, monkeypatch):
+    create_job()
+
+    async def garbled(self, client, name):
+        raise KeyError("TrainingJobStatus")
+
+    monkeypatch.setattr(training_module.SageMakerTrainingHook, "describe_job_async", garbled)
+    [event] = await collect(make_trigger())
+    assert (event["status"], event["error_kind"], event["job_name"]) == ("error", "unexpected", JOB)
+    assert JOB in event["message"] and "KeyError" in event["message"]
+
+
+async def test_a_storm_of_more_than_forty_failures_still_ends_terminal(aws, capsys):
+    # The old rule gave the job back after 40 transient failures in a row; only the deadline bounds it now.
+    create_job()
+    storm = 60
+    aws.control.inject("unavailable", storm, action="DescribeTrainingJob")
+    run = asyncio.ensure_future(
+        collect(make_trigger(botocore_config=NO_RETRIES, poll_interval=0.001), timeout=60)
+    )
+    await wait_for_faults_left(aws, 0, timeout=50)
+    await control(aws.control.complete, JOB)
+    events = await run
+
+    assert events == [terminal(JOB, "Completed")]
+    calls = describes(aws)
+    assert [call["fault"] for call in calls[:storm]] == ["unavailable"] * storm
+    assert calls[-1]["status"] == 200
+    # The task log says the storm lasts, once per doubling (8, 16, 32 failures), not once per failure.
+    # (A trigger logs through Airflow's structlog, to the task's log; here, to stdout.)
+    out = capsys.readouterr().out
+    assert re.findall(r"AWS failed (\d+) times in a row while following fraud-train-1", out) == [
+        "8",
+        "16",
+        "32",
+    ]
+
+
+def test_the_pause_between_polls_is_capped():
+    # Sixteen intervals at most, and never more than five minutes unless the interval itself is longer.
+    assert max(training_module.backoff(1.0, failures) for failures in range(100)) <= 16 * 1.2
+    assert max(training_module.backoff(30.0, failures) for failures in range(100)) <= 300 * 1.2
+    assert 0.8 * 600 <= training_module.backoff(600.0, 50) <= 1.2 * 600
 
 
 # ----------------------------------------------------------------------------------------- deadline
@@ -302,7 +347,11 @@ async def test_deadline_in_the_past_times_out_immediately(aws):
 @pytest.mark.parametrize("poll_interval", [0.05, 30.0], ids=["fast-polls", "poll-longer-than-deadline"])
 async def test_deadline_in_the_future_times_out_about_then(aws, poll_interval):
     create_job()
-    # Room for the first look even on a loaded machine, where creating the client alone takes ~1 s.
+    # The first client of a process and event loop pays for imports and thread pools (over 2 s under
+    # stress-ng); an earlier trigger of the triggerer would have paid it: do so before the clock starts.
+    async with await make_trigger().hook().get_async_conn():
+        pass
+    # Room for the first look even on a loaded machine.
     allowed = 2.0
     started = time.monotonic()
     trigger = make_trigger(poll_interval=poll_interval, deadline=time.time() + allowed)
@@ -337,9 +386,7 @@ async def test_transient_storm_while_the_job_completes_still_ends_completed(aws,
     await control(aws.control.complete, JOB)
     events = await run
 
-    assert events == [
-        {"status": "terminal", "job_name": JOB, "job_status": "Completed", "failure_reason": None}
-    ]
+    assert events == [terminal(JOB, "Completed")]
     assert aws.control.faults() == []
     calls = describes(aws)
     assert [call["fault"] for call in calls[:count]] == [kind] * count
@@ -397,9 +444,14 @@ async def test_poll_triggers_of_a_process_share_one_call_budget_and_its_penalty(
     monkeypatch.setenv("AIRFLOW__LYFTLEARN__API_BURST", "1")
     names = [create_job(f"fraud-budget-{index}") for index in range(4)]
     runs = [asyncio.ensure_future(collect(make_trigger(name), timeout=30)) for name in names]
-    await asyncio.sleep(2.0)
+    # Every trigger gets its turn (however long a loaded machine takes to make their clients) ...
+    for name in names:
+        await wait_for_describes(aws, 1, name, timeout=20)
     calls = await control(aws.control.calls, action="DescribeTrainingJob")
     first = calls[0]["t"]
+    # ... and, over the 1.5 s after the first call, they share one budget between them.
+    await asyncio.sleep(max(0.0, first + 1.5 - time.monotonic()) + 0.1)
+    calls = await control(aws.control.calls, action="DescribeTrainingJob")
     in_window = [call for call in calls if call["t"] <= first + 1.5]
     assert len(in_window) <= 5 * 1.5 + 1 + 1, len(in_window)
     assert {call["job_name"] for call in calls} == set(names), "every trigger gets its turn"
@@ -481,11 +533,22 @@ def test_serialize_round_trips_the_source():
 
 
 def test_rejects_an_unknown_source():
+    # An InvalidSpecError (still a ValueError) naming the argument and the fix.
     with pytest.raises(
-        ValueError,
-        match="source='carrier-pigeon' is not a training job source; set one of poll, shared, events",
-    ):
+        InvalidSpecError,
+        match="source: 'carrier-pigeon' is not a training job source. Set one of poll, shared, events.",
+    ) as excinfo:
         TrainingJobTrigger(JOB, source="carrier-pigeon")
+    assert isinstance(excinfo.value, ValueError)
+    assert excinfo.value.field == "source"
+
+
+def test_accepts_the_tracking_source_enum_and_serializes_its_value():
+    from lyftlearn_provider.status import TrackingSource
+
+    trigger = TrainingJobTrigger(JOB, source=TrackingSource.SHARED)
+    assert trigger.serialize()[1]["source"] == "shared"
+    assert type(trigger.serialize()[1]["source"]) is str
 
 
 @pytest.mark.parametrize("end", ["complete", "fail", "stop"])
@@ -531,3 +594,75 @@ async def wait_for_calls(aws, action: str, count: int, timeout: float = 10.0) ->
     while len(await control(aws.control.calls, action=action)) < count:
         assert time.monotonic() < deadline, f"fewer than {count} {action} calls"
         await asyncio.sleep(0.02)
+
+
+# ------------------------------------------------------------------ the shared sources' catch-all guard
+class ExplodingConsumer:
+    """An events consumer that raises when a trigger subscribes."""
+
+    def subscribe(self, job_name: str) -> Any:
+        raise RuntimeError(f"no room for {job_name}")
+
+
+def events_trigger(name: str = JOB, **kwargs: Any) -> TrainingJobTrigger:
+    kwargs.setdefault("queue_url", "https://sqs.us-east-1.amazonaws.com/123456789012/ll-training-events")
+    kwargs.setdefault("job_name_prefix", "fraud")
+    return make_trigger(name, source="events", **kwargs)
+
+
+async def test_a_consumer_that_raises_at_subscription_is_an_error_event_and_leaves_no_subscription(
+    aws, monkeypatch
+):
+    create_job()
+    monkeypatch.setattr(training_module, "sqs_consumer", lambda *args, **kwargs: ExplodingConsumer())
+    [event] = await collect(events_trigger())
+    assert (event["status"], event["error_kind"], event["job_name"]) == ("error", "unexpected", JOB)
+    assert f"no room for {JOB}" in event["message"] and JOB in event["message"]
+    # The watcher subscription made before the failure was closed: nobody is left waiting in the process.
+    watcher = shared_watcher("aws_default", None)
+    assert watcher.job_names == frozenset()
+    assert not watcher.running
+
+
+async def test_a_watcher_whose_subscribe_raises_is_an_error_event(aws, monkeypatch):
+    create_job()
+
+    def exploding_subscribe(self, job_name, **kwargs):
+        raise RuntimeError("the watcher is full")
+
+    monkeypatch.setattr(
+        training_module.shared_watcher("aws_default", None).__class__, "subscribe", exploding_subscribe
+    )
+    [event] = await collect(make_trigger(source="shared"))
+    assert (event["status"], event["error_kind"], event["job_name"]) == ("error", "unexpected", JOB)
+    assert "the watcher is full" in event["message"]
+
+
+async def test_a_queue_shared_by_two_prefixes_is_a_tracker_error_naming_the_setting(aws):
+    create_job()
+    queue_url = "https://sqs.us-east-1.amazonaws.com/123456789012/ll-training-events"
+    sqs_consumer(queue_url, prefix="ll")  # another task's trigger already follows this queue for "ll"
+    [event] = await collect(events_trigger(queue_url=queue_url, job_name_prefix="fraud"))
+    assert (event["status"], event["error_kind"], event["job_name"]) == ("error", "tracker", JOB)
+    assert "job_name_prefix" in event["message"] and "its own queue" in event["message"]
+    assert shared_watcher("aws_default", None).job_names == frozenset()
+    assert sqs_consumer(queue_url, prefix="ll").job_names == frozenset()
+
+
+async def test_cancelling_a_waiting_shared_trigger_leaves_no_subscription_and_no_event(aws):
+    create_job()
+    events: list[dict[str, Any]] = []
+
+    async def follow() -> None:
+        async for event in make_trigger(source="shared").run():
+            events.append(event.payload)
+
+    run = asyncio.ensure_future(follow())
+    watcher = shared_watcher("aws_default", None)
+    await wait_for_calls(aws, "ListTrainingJobs", 1)
+    assert watcher.job_names == {JOB}
+    await cancel(run)
+    assert run.cancelled()
+    assert events == []
+    assert watcher.job_names == frozenset()
+    assert not watcher.running

@@ -31,6 +31,7 @@ and break the network on purpose::
 
     aws.control.inject("throttle", 3, service="sagemaker")  # next 3 SageMaker calls throttled
     aws.control.inject("reset", action="CreateTrainingJob", after=True)  # created, but the client never heard
+    aws.control.inject("access_denied", 10**6, action="ListTrainingJobs")  # the role lacks the permission
 
 Outside pytest, use ``with AwsEmulator() as aws: ...`` (``aws.env()`` gives the environment for a
 subprocess), or run ``python -m lyftlearn_provider.testing.aws --autopilot`` for a standalone

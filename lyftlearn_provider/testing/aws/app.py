@@ -203,7 +203,7 @@ class EmulatorApp:
         if fault.kind == "reset":
             self._record(request, None, fault, arrived)
             raise AbortConnection()
-        status, headers, body = error_response(fault.kind, request.protocol)
+        status, headers, body = error_response(fault.kind, request.protocol, request.service, request.action)
         self._record(request, status, fault, arrived)
         start_response(_status_line(status), headers)
         return [body]

@@ -159,7 +159,8 @@ class EmulatorControl:
     ) -> list[dict[str, Any]]:
         """Make the next ``count`` requests matching ``service``/``action`` fail; return the pending faults.
 
-        Kinds: ``throttle``, ``server_error``, ``unavailable``, ``reset`` (TCP RST, no response);
+        Kinds: ``throttle``, ``server_error``, ``unavailable``, ``access_denied`` (the caller's policy
+        lacks the action: ``AccessDeniedException`` naming it), ``reset`` (TCP RST, no response);
         ``after=True`` with ``reset`` processes the request first, then resets the connection.
         """
         body = {"kind": kind, "count": count, "service": service, "action": action, "after": after}

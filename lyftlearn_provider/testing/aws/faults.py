@@ -3,6 +3,10 @@
 Each fault kind is rendered in the wire protocol of the service it hits, so botocore parses it into
 the error code real AWS sends: ``ThrottlingException`` for JSON services (SageMaker, SQS, EventBridge,
 ECR, CloudWatch Logs), ``Throttling`` for query services (STS, IAM) and S3's ``SlowDown`` (HTTP 503).
+``access_denied`` is what a caller whose IAM policy lacks the action gets: ``AccessDeniedException``
+naming the action (e.g. ``sagemaker:ListTrainingJobs``) from JSON services, ``AccessDenied`` (HTTP 403)
+from query services and S3; SQS, which moved from the query to the JSON protocol, also sends the
+``x-amzn-query-error`` header, so botocore reports ``AccessDenied`` as real SQS makes it do.
 ``reset`` has no response at all: the server closes the TCP connection with an RST.
 """
 
@@ -13,7 +17,11 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass
 
-FAULT_KINDS = ("throttle", "server_error", "unavailable", "reset")
+FAULT_KINDS = ("throttle", "server_error", "unavailable", "access_denied", "reset")
+#: The identity the emulator pretends denied callers have.
+DENIED_PRINCIPAL = "arn:aws:sts::123456789012:assumed-role/lyftlearn-triggerer/airflow"
+#: JSON services whose errors carry their query-protocol code in ``x-amzn-query-error`` (awsQueryCompatible).
+_QUERY_COMPATIBLE = frozenset({"sqs"})
 
 # (HTTP status, error code, message) per fault kind and protocol family.
 _ERRORS: dict[str, dict[str, tuple[int, str, str]]] = {
@@ -32,7 +40,18 @@ _ERRORS: dict[str, dict[str, tuple[int, str, str]]] = {
         "query": (503, "ServiceUnavailable", "Service is unable to handle request."),
         "s3": (503, "ServiceUnavailable", "Service is unable to handle request."),
     },
+    "access_denied": {
+        "json": (
+            400,
+            "AccessDeniedException",
+            "User: {principal} is not authorized to perform: {permission}",
+        ),
+        "query": (403, "AccessDenied", "User: {principal} is not authorized to perform: {permission}"),
+        "s3": (403, "AccessDenied", "Access Denied"),
+    },
 }
+#: The query-protocol codes of JSON errors, for services in ``_QUERY_COMPATIBLE``.
+_QUERY_CODES = {"AccessDeniedException": "AccessDenied"}
 
 
 @dataclass
@@ -103,15 +122,23 @@ class FaultInjector:
             self._faults.clear()
 
 
-def error_response(kind: str, protocol: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Render fault ``kind`` for a ``protocol`` (``json``, ``rest-json``, ``query`` or ``s3``)."""
+def error_response(
+    kind: str, protocol: str, service: str | None = None, action: str | None = None
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """Render fault ``kind`` for a ``protocol`` (``json``, ``rest-json``, ``query`` or ``s3``).
+
+    ``service`` and ``action`` name the request, as an access-denied message names the permission.
+    """
     family = "json" if protocol == "rest-json" else protocol
-    status, code, message = _ERRORS[kind][family]
+    status, code, template = _ERRORS[kind][family]
+    message = template.format(principal=DENIED_PRINCIPAL, permission=f"{service}:{action}")
     request_id = str(uuid.uuid4())
     if family == "json":
         headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", request_id)]
         if protocol == "rest-json":
             headers.append(("x-amzn-ErrorType", code))
+        if service in _QUERY_COMPATIBLE and code in _QUERY_CODES:
+            headers.append(("x-amzn-query-error", f"{_QUERY_CODES[code]};Sender"))
         return status, headers, json.dumps({"__type": code, "message": message}).encode()
     if family == "query":
         body = (
