@@ -31,6 +31,7 @@ from lyftlearn_provider.status import (
     FAILED,
     STOPPED,
     JobEvent,
+    TrackingErrorKind,
     TrackingSource,
     TrainingEventStatus,
     is_terminal,
@@ -222,6 +223,9 @@ class SageMakerTrainingBackend(JobBackend):
                 event.error_kind.value if event.error_kind else "error",
                 event.message,
             )
+            if event.error_kind is TrackingErrorKind.TRACKER and self.tracking is not TrackingSource.POLL:
+                # The same source would fail the same way: this deferral polls the job itself.
+                self.tracking = TrackingSource.POLL
         else:
             run.log.warning(
                 "The trigger reported %s %s, but SageMaker still shows it running: following it again.",

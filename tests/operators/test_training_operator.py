@@ -244,6 +244,21 @@ def test_tracking_errors_never_stop_a_healthy_job_and_the_worker_takes_over(aws)
     assert aws.control.calls(action="StopTrainingJob") == []
 
 
+def test_a_tracker_that_cannot_work_is_replaced_by_polling_for_the_next_deferral(aws):
+    # The shared watcher or the events queue misconfigured: deferring on it again would fail the same way.
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/ll-training-events"
+    operator = make_operator(deferrable=True, tracking="events", events_queue_url=queue)
+    context = make_context()
+    assert defer(operator, context).source == "events"
+    event = {"status": "error", "job_name": BASE, "message": "prefix mismatch", "error_kind": "tracker"}
+    with pytest.raises(TaskDeferred) as deferred:
+        make_operator(deferrable=True, tracking="events", events_queue_url=queue).execute_complete(
+            context, event
+        )
+    assert deferred.value.trigger.source == "poll"
+    assert aws.control.calls(action="StopTrainingJob") == []
+
+
 def test_terminal_event_of_a_job_that_still_runs_defers_again(aws):
     # A stale or early end (SageMaker's Describe lags the event) is not "stopped outside this task".
     operator = make_operator(deferrable=True)
