@@ -252,7 +252,7 @@ class JobOperator(BaseOperator):
             if run.killed:
                 # The kill came while the request was in flight: what it created must not run on.
                 self._backend.stop(run, job.name)
-                raise LyftLearnError(f"The task was killed while {self.job_noun} {job.name} was created.")
+                raise self._backend.job_error(job.name, "Stopped", _KILLED)
         record = JobRecord(job.name, job.attempt, adopted, deadline=self._deadline(context), image=image)
         self._remember(run, job, record)
         return self._wait_for(run, job, record)
@@ -398,7 +398,7 @@ class JobOperator(BaseOperator):
 
     def _finish(self, run: JobRun, job: Job, record: JobRecord) -> dict[str, Any]:
         if run.killed:
-            raise self._error(job, _KILLED)
+            raise self._backend.job_error(job.name, "Stopped", _KILLED)
         if job.state is JobState.FAILED:
             raise self._error(job, job.reason or "no reason given")
         if job.state is JobState.STOPPED:
