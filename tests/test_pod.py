@@ -21,7 +21,6 @@ from lyftlearn_provider.rendering.kubernetes import (
     pod_resources,
     render_container,
     render_pod,
-    render_pod_with_spill,
     require_service_account_role,
     service_account_role,
 )
@@ -101,7 +100,7 @@ def pod_kwargs(**overrides: Any) -> dict[str, Any]:
 
 
 def render(spec: RuntimeSpec, **overrides: Any) -> dict[str, Any]:
-    return render_pod(spec, **pod_kwargs(**overrides))
+    return render_pod(spec, **pod_kwargs(**overrides)).manifest
 
 
 def containers(manifest: dict[str, Any]) -> list[dict[str, Any]]:
@@ -141,7 +140,7 @@ def test_typical_spec_renders_exactly_this_pod() -> None:
         labels={"team": "fraud"},
         annotations={"example.com/owner": "fraud-ml@example.com"},
         active_deadline_seconds=3600,
-    )
+    ).manifest
 
     assert manifest == {
         "apiVersion": "v1",
@@ -231,7 +230,9 @@ def test_typical_spec_renders_exactly_this_pod() -> None:
 
 
 def test_minimal_spec_keeps_the_images_entrypoint_and_still_gets_a_hyperparameters_file() -> None:
-    manifest = render_pod(make_spec(), name=JOB, namespace=NAMESPACE, service_account=ACCOUNT, job_name=JOB)
+    manifest = render_pod(
+        make_spec(), name=JOB, namespace=NAMESPACE, service_account=ACCOUNT, job_name=JOB
+    ).manifest
     container = manifest["spec"]["containers"][0]
 
     assert "command" not in container and "args" not in container
@@ -485,7 +486,7 @@ def test_service_account_without_the_specs_role_is_refused(annotations: dict[str
 
 @pytest.mark.parametrize("spec_factory", [make_spec, typical_spec, inputs_spec, spilling_spec])
 def test_no_pod_ever_carries_static_aws_credentials(spec_factory: Any) -> None:
-    rendering = render_pod_with_spill(spec_factory(), **pod_kwargs())
+    rendering = render_pod(spec_factory(), **pod_kwargs())
     text = json.dumps(rendering.manifest) + (rendering.spill_payload() or b"").decode()
 
     for container in containers(rendering.manifest):
@@ -697,13 +698,11 @@ def test_a_value_linux_cannot_pass_spills_on_kubernetes_too() -> None:
     spec = typical_spec(environment={"BIG": "b" * (200 * 1024), "LOG_LEVEL": "info"})
 
     with pytest.raises(InvalidSpecError) as caught:
-        render(spec)
-    assert_names_field_and_fix(caught.value, "environment['BIG']")
-    assert "render_pod_with_spill" in caught.value.fix
-    with pytest.raises(InvalidSpecError):
         render_container(spec, job_name=JOB)
+    assert_names_field_and_fix(caught.value, "environment['BIG']")
+    assert "render_pod" in caught.value.fix
 
-    rendering = render_pod_with_spill(spec, **pod_kwargs())
+    rendering = render_pod(spec, **pod_kwargs())
     uri = f"{OUTPUT}/lyftlearn-runtime/{JOB}/runtime-kubernetes.json"
     assert rendering.spill_uri == uri
     assert rendering.spill_document == {"environment": {"BIG": "b" * (200 * 1024)}, "hyperparameters": {}}
@@ -726,9 +725,12 @@ def test_a_value_linux_cannot_pass_spills_on_kubernetes_too() -> None:
 
 
 def test_a_large_config_names_config_when_it_cannot_fit_a_pod() -> None:
+    spec = typical_spec(config={"features": [f"feature_{i:06d}" for i in range(10_000)]})
     with pytest.raises(InvalidSpecError) as caught:
-        render(typical_spec(config={"features": [f"feature_{i:06d}" for i in range(10_000)]}))
+        render_container(spec, job_name=JOB)
     assert_names_field_and_fix(caught.value, "config")
+    # The whole pod carries it in the spill document instead.
+    assert "LYFTLEARN_CONFIG" in render_pod(spec, **pod_kwargs()).spill_document["environment"]
 
 
 def test_hyperparameters_over_the_annotation_budget_spill_on_kubernetes_only() -> None:
@@ -737,10 +739,10 @@ def test_hyperparameters_over_the_annotation_budget_spill_on_kubernetes_only() -
 
     assert training_job.spill_document is None
     with pytest.raises(InvalidSpecError) as caught:
-        render(spec)
+        render_container(spec, job_name=JOB)
     assert_names_field_and_fix(caught.value, "hyperparameters['hp_52']")
 
-    rendering = render_pod_with_spill(spec, **pod_kwargs())
+    rendering = render_pod(spec, **pod_kwargs())
     annotation = rendering.manifest["metadata"]["annotations"]["lyftlearn.io/hyperparameters"]
     assert rendering.spill_document is not None
     assert len(annotation.encode()) <= kubernetes.MAX_HYPERPARAMETERS_ANNOTATION_BYTES
@@ -763,9 +765,7 @@ def test_hyperparameters_over_the_annotation_budget_spill_on_kubernetes_only() -
         pytest.param(lambda: render(typical_spec(pod_security="baseline", run_as_user=0)), id="baseline"),
         pytest.param(lambda: render(spilling_spec(), labels={"team": "fraud"}), id="spilling-on-sagemaker"),
         pytest.param(
-            lambda: (
-                render_pod_with_spill(make_spec(environment={"BIG": "b" * 140_000}), **pod_kwargs()).manifest
-            ),
+            lambda: render_pod(make_spec(environment={"BIG": "b" * 140_000}), **pod_kwargs()).manifest,
             id="spilling-on-kubernetes",
         ),
     ],
@@ -982,7 +982,7 @@ def test_bad_pod_security_is_rejected_naming_field_and_fix(overrides: dict[str, 
 
 
 def test_pod_rendering_is_a_plain_value() -> None:
-    rendering = render_pod_with_spill(typical_spec(), **pod_kwargs())
+    rendering = render_pod(typical_spec(), **pod_kwargs())
 
     assert rendering == PodRendering(manifest=render(typical_spec()))
     assert rendering.spill_payload() is None

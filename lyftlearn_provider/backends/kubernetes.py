@@ -42,7 +42,7 @@ from lyftlearn_provider.rendering.kubernetes import (
     RUN_LABEL,
     RunLabels,
     pod_name,
-    render_pod_with_spill,
+    render_pod,
     require_service_account_role,
     xcom_sidecar_security_context,
 )
@@ -206,7 +206,7 @@ class PodTrainingBackend(JobBackend):
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
         spec = self.spec if image is None else dataclasses.replace(self.spec, image=image["pinned"])
-        rendering = render_pod_with_spill(
+        rendering = render_pod(
             spec,
             name=name,
             namespace=self.namespace,

@@ -249,12 +249,12 @@ class TrainModelOperator(JobOperator):
                 check_dns_label,
                 check_dns_subdomain,
                 pod_name,
-                render_pod_with_spill,
+                render_pod,
             )
 
             check_dns_label(self.namespace, "namespace", "ml-training")
             check_dns_subdomain(self.service_account_name, "service_account_name", "fraud-training")
-            render_pod_with_spill(
+            render_pod(
                 spec,
                 name=pod_name(DEFAULT_PREFIX),
                 namespace=self.namespace,

@@ -22,12 +22,11 @@ What the program sees, and how the pod provides it
   (:func:`~lyftlearn_provider.spill.split_for_spill`), against the limits Kubernetes and Linux
   really have: an entry moves when ``NAME=value`` is over 128 KiB (Linux's ``MAX_ARG_STRLEN``; ``execve``
   would fail), when the environment passes 512 KiB, or when the hyperparameters annotation passes
-  128 KiB (the API server allows 256 KiB of annotations in all). Such specs are rare, so
-  :func:`render_pod` returns just the manifest and raises, naming the field, for a spec that would
-  spill; :func:`render_pod_with_spill` returns a :class:`PodRendering` with the document and its URI
-  (``.../<job>/runtime-kubernetes.json``) for the operator to upload before creating the pod, exactly
-  as for SageMaker. Usually ``LYFTLEARN_SPILL_URI`` is absent and the program sees every value
-  directly; after the merge the program's view is the same either way
+  128 KiB (the API server allows 256 KiB of annotations in all). :func:`render_pod` returns a
+  :class:`PodRendering` with the document and its URI (``.../<job>/runtime-kubernetes.json``) for the
+  operator to upload before creating the pod, exactly as for SageMaker. Usually
+  ``LYFTLEARN_SPILL_URI`` is absent and the program sees every value directly; after the merge the
+  program's view is the same either way
   (:func:`lyftlearn_provider.testing.parity.program_view` proves it).
 - **Input channels**: SageMaker's File mode downloads each ``inputs`` channel to
   ``/opt/ml/input/data/<channel>`` before the program starts. The pod does the same with one init
@@ -618,8 +617,8 @@ def _refuse_spill(spec: RuntimeSpec, moved: Mapping[str, Mapping[str, str]]) -> 
     raise InvalidSpecError(
         field,
         problem,
-        "Render with render_pod_with_spill and upload its spill_document to its spill_uri before creating "
-        "the pod, as for SageMaker; or store large data in S3 and pass its URI.",
+        "Render the whole pod with render_pod and upload its spill_document to its spill_uri before "
+        "creating it, as for SageMaker; or store large data in S3 and pass its URI.",
     )
 
 
@@ -634,7 +633,7 @@ def render_container(
     """Return the program's container, exactly as :func:`render_pod` puts it first in the pod.
 
     Its volume mounts name the volumes :func:`render_pod` adds. A spec that would spill raises, since
-    only :func:`render_pod_with_spill` returns the document that must be uploaded with it.
+    only :func:`render_pod` returns the document that must be uploaded with it.
 
     :param spec: the runtime spec, already rendered.
     :param job_name: becomes ``LYFTLEARN_JOB_NAME``; valid as a SageMaker job name.
@@ -671,12 +670,13 @@ def render_pod(
     node_selector: Mapping[str, str] = EMPTY,
     tolerations: Sequence[Mapping[str, Any]] = (),
     run: RunLabels | None = None,
-) -> dict[str, Any]:
-    """Render a rendered (template-free) spec to a ``v1.Pod`` manifest that keeps the runtime contract.
+) -> PodRendering:
+    """Render a rendered spec to a ``v1.Pod`` and, for the rare spec that needs one, its spill document.
 
     Every argument is validated before anything is returned; a bad one raises ``InvalidSpecError``
-    naming it and the fix, and so does a spec too large for a pod to carry without the spill document
-    (render those with :func:`render_pod_with_spill`). See the module docstring for what the pod provides.
+    naming it and the fix. The operator uploads :attr:`PodRendering.spill_document` to
+    :attr:`PodRendering.spill_uri`, when set, before it creates the pod, exactly as it does for a
+    SageMaker job. See the module docstring for what the pod provides.
 
     :param spec: the runtime spec, already rendered.
     :param name: the pod name, a DNS-1123 subdomain (see :func:`pod_name`).
@@ -696,54 +696,6 @@ def render_pod(
     :param node_selector: the pod's ``nodeSelector``, e.g. a GPU node group's label.
     :param tolerations: the pod's ``tolerations`` in Kubernetes' spelling, e.g. for tainted GPU nodes.
     :param run: the run and attempt the pod belongs to, as the job operator labels its pods.
-    """
-    rendering = render_pod_with_spill(
-        spec,
-        name=name,
-        namespace=namespace,
-        service_account=service_account,
-        job_name=job_name,
-        runtime=runtime,
-        run_environment=run_environment,
-        labels=labels,
-        annotations=annotations,
-        container_name=container_name,
-        restart_policy=restart_policy,
-        active_deadline_seconds=active_deadline_seconds,
-        input_loader_image=input_loader_image,
-        node_selector=node_selector,
-        tolerations=tolerations,
-        run=run,
-    )
-    if rendering.spill_document is not None:
-        _refuse_spill(spec, rendering.spill_document)
-    return rendering.manifest
-
-
-def render_pod_with_spill(
-    spec: RuntimeSpec,
-    *,
-    name: str,
-    namespace: str,
-    service_account: str,
-    job_name: str,
-    runtime: str = Runtime.KUBERNETES.value,
-    run_environment: Mapping[str, str] = EMPTY,
-    labels: Mapping[str, str] = EMPTY,
-    annotations: Mapping[str, str] = EMPTY,
-    container_name: str = DEFAULT_CONTAINER_NAME,
-    restart_policy: str = "Never",
-    active_deadline_seconds: int | None = None,
-    input_loader_image: str | None = None,
-    node_selector: Mapping[str, str] = EMPTY,
-    tolerations: Sequence[Mapping[str, Any]] = (),
-    run: RunLabels | None = None,
-) -> PodRendering:
-    """Render a spec to a ``v1.Pod`` and, for the rare spec that needs one, its spill document.
-
-    Takes :func:`render_pod`'s arguments, documented there. The operator uploads
-    :attr:`PodRendering.spill_document` to :attr:`PodRendering.spill_uri`, when set, before it creates
-    the pod, exactly as it does for a SageMaker job.
     """
     require_rendered(spec)
     check_dns_subdomain(name, "name", "ll-fraud-train-0123456789")

@@ -47,8 +47,8 @@ def program_view(
     stop limits; and where AWS credentials come from. Renderings of one spec agree on everything but
     ``LYFTLEARN_RUNTIME`` and ``credentials["mechanism"]``.
 
-    :param rendering: ``render_training_job(...)``, ``render_pod_with_spill(...)`` or a pod manifest
-        (``render_pod(...)``).
+    :param rendering: ``render_training_job(...)``, ``render_pod(...)`` or a pod manifest
+        (``render_pod(...).manifest``).
     :param service_account: pods only: the service account manifest (or ``V1ServiceAccount``) the pod
         runs as; its IRSA role is the view's ``role_arn``.
     """

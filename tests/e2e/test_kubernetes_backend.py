@@ -161,3 +161,42 @@ def test_deferral_timeout_deletes_the_pod_and_calls_no_sagemaker(k8s, aws, train
     deletes = [path for method, path in k8s.requests() if method == "DELETE" and "/pods/" in path]
     assert deletes
     assert aws.control.calls(service="sagemaker") == []
+
+
+def pod_posts(k8s) -> int:
+    return len([path for method, path in k8s.requests() if method == "POST" and path.endswith("/pods")])
+
+
+def test_a_retry_adopts_the_running_pod_and_says_so(k8s, training_image):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from tests.helpers import StandInTaskInstance, make_context
+
+    service_account(k8s)
+    returned = {"model_artifact_uri": "s3://lyftlearn-models/fraud/pod/model.tar.gz", "metrics": {"auc": 0.7}}
+    k8s.on_pod(PodBehavior(run_seconds=3, xcom=returned))
+    with pytest.raises(TaskDeferred):
+        load("deferrable").get_task("train").execute({**make_context(), "dag": None})
+    # The worker that deferred died; the retry runs synchronously and finds the pod still training.
+    retry = load("sync").get_task("train")
+    retry.deferrable = False
+    result = retry.execute({**make_context(StandInTaskInstance(try_number=2)), "dag": None})
+    assert (result["attempt"], result["adopted"]) == (1, True)
+    assert result["model_artifact_uri"] == returned["model_artifact_uri"]
+    assert pod_posts(k8s) == 1
+
+
+def test_fail_policy_applies_to_pods_too(k8s, training_image):
+    from lyftlearn_provider.exceptions import TrainingPodError
+    from tests.helpers import StandInTaskInstance, make_context
+
+    service_account(k8s)
+    k8s.on_pod(PodBehavior(exit_code=1, logs=["diverged"]))
+    first = load("sync").get_task("train")
+    with pytest.raises(TrainingPodError):
+        first.execute({**make_context(), "dag": None})
+    retry = load("sync").get_task("train")
+    retry.if_job_failed = retry.if_job_failed.FAIL
+    with pytest.raises(TrainingPodError, match="if_job_failed='fail'"):
+        retry.execute({**make_context(StandInTaskInstance(try_number=2)), "dag": None})
+    assert pod_posts(k8s) == 1
