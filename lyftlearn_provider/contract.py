@@ -9,8 +9,10 @@ The program in the image sees the same environment on every runtime
 - every entry of ``RuntimeSpec.environment``, unchanged;
 - the run's identity passed by the operator (``LYFTLEARN_DAG_ID``, ``LYFTLEARN_RUN_ID``,
   ``LYFTLEARN_DATA_INTERVAL_START``, ``LYFTLEARN_DATA_INTERVAL_END``, ...);
-- ``LYFTLEARN_RUNTIME``: ``sagemaker`` | ``kubernetes`` | ``validation`` -- the one entry that
-  differs between runtimes;
+- ``LYFTLEARN_RUNTIME``: ``sagemaker`` | ``kubernetes`` (training) | ``validation`` | ``serving`` --
+  the one entry that differs between runtimes;
+- ``LYFTLEARN_MODEL_URI``: the trained model's ``s3://`` URI, where there is one to load (validation and
+  serving; training produces it);
 - ``LYFTLEARN_JOB_NAME``: the training job's (or pod's) name;
 - ``LYFTLEARN_CONFIG``: the app config as compact JSON with sorted keys, when there is any;
 - ``LYFTLEARN_SECRETS``: a compact JSON object of environment variable name to secret reference
@@ -54,6 +56,7 @@ from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.validation import (
     EMPTY,
     check_environment_name,
+    check_s3_uri,
     check_text,
     compact_json,
     require_mapping,
@@ -70,9 +73,19 @@ ENV_SECRETS = "LYFTLEARN_SECRETS"
 ENV_STATSD_HOST = "LYFTLEARN_STATSD_HOST"
 ENV_STATSD_PORT = "LYFTLEARN_STATSD_PORT"
 ENV_SPILL_URI = "LYFTLEARN_SPILL_URI"
+ENV_MODEL_URI = "LYFTLEARN_MODEL_URI"
 #: Set by the rendering itself; the operator's run environment may not use them.
 PROVIDER_ENVIRONMENT_KEYS = frozenset(
-    {ENV_RUNTIME, ENV_JOB_NAME, ENV_CONFIG, ENV_SECRETS, ENV_STATSD_HOST, ENV_STATSD_PORT, ENV_SPILL_URI}
+    {
+        ENV_RUNTIME,
+        ENV_JOB_NAME,
+        ENV_CONFIG,
+        ENV_SECRETS,
+        ENV_STATSD_HOST,
+        ENV_STATSD_PORT,
+        ENV_SPILL_URI,
+        ENV_MODEL_URI,
+    }
 )
 
 # SageMaker's container layout, which every runtime reproduces.
@@ -99,6 +112,7 @@ class Runtime(str, enum.Enum):
     SAGEMAKER = "sagemaker"
     KUBERNETES = "kubernetes"
     VALIDATION = "validation"
+    SERVING = "serving"
 
 
 def check_user_environment_name(name: object, field: str) -> None:
@@ -130,14 +144,20 @@ def hyperparameter_values(spec: RuntimeSpec) -> dict[str, str]:
 
 
 def container_environment(
-    spec: RuntimeSpec, *, runtime: str, job_name: str, run_environment: Mapping[str, str] = EMPTY
+    spec: RuntimeSpec,
+    *,
+    runtime: str,
+    job_name: str,
+    run_environment: Mapping[str, str] = EMPTY,
+    model_uri: str | None = None,
 ) -> dict[str, str]:
     """Return the environment the program in the container sees, sorted by name (see the module docstring).
 
     :param spec: the runtime spec.
-    :param runtime: ``sagemaker``, ``kubernetes`` or ``validation``; becomes ``LYFTLEARN_RUNTIME``.
+    :param runtime: a :class:`Runtime` value; becomes ``LYFTLEARN_RUNTIME``.
     :param job_name: becomes ``LYFTLEARN_JOB_NAME``.
     :param run_environment: ``LYFTLEARN_*`` variables from the operator, e.g. ``LYFTLEARN_RUN_ID``.
+    :param model_uri: the trained model to load (``s3://...``); becomes ``LYFTLEARN_MODEL_URI``.
     """
     try:
         runtime_name = Runtime(runtime).value
@@ -169,6 +189,9 @@ def container_environment(
         environment[name] = value
     environment[ENV_RUNTIME] = runtime_name
     environment[ENV_JOB_NAME] = job_name
+    if model_uri is not None:
+        check_s3_uri(model_uri, "model_uri")
+        environment[ENV_MODEL_URI] = model_uri
     if spec.config:
         environment[ENV_CONFIG] = compact_json(spec.config)
     if spec.secrets:

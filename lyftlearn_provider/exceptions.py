@@ -54,6 +54,12 @@ class TrainingPodError(JobError):
     kind = "Training pod"
 
 
+class ValidationPodError(JobError):
+    """A validation pod did not complete: the model failed its checks, or the pod could not run."""
+
+    kind = "Validation pod"
+
+
 class TrackingError(LyftLearnError):
     """A tracker could not follow a job: its trigger, the shared watcher or the events consumer."""
 

@@ -1,4 +1,4 @@
-"""The result a training task returns: one typed shape, filled by every backend, JSON-safe in XCom.
+"""The results job tasks return: one typed shape per job kind, filled by every backend, JSON-safe in XCom.
 
 :class:`TrainingResult` is built from what the backend saw — a SageMaker ``DescribeTrainingJob``
 (:func:`from_training_job`) or a finished pod (the kubernetes backend) — and pushed to XCom as
@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from lyftlearn_provider.status import TRAINING, iso, to_datetime
 
@@ -54,6 +54,24 @@ def phase_seconds(transitions: Sequence[Mapping[str, Any]], status: str) -> floa
             end = to_datetime(transitions[index + 1].get("StartTime"))
         return _seconds(to_datetime(transition.get("StartTime")), end)
     return None
+
+
+class JobResult(Protocol):
+    """What every job task's result offers: its job, and a JSON-safe dict for XCom."""
+
+    @property
+    def job_name(self) -> str:
+        """Return the job (or pod) that produced the result."""
+        ...
+
+    def to_xcom(self) -> dict[str, Any]:
+        """Return the result as the JSON-safe dict the task pushes to XCom."""
+        ...
+
+
+def _with_data_interval(data: dict[str, Any]) -> dict[str, Any]:
+    data["data_interval"] = {"start": data.pop("data_interval_start"), "end": data.pop("data_interval_end")}
+    return data
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -123,18 +141,53 @@ class TrainingResult:
 
     def to_xcom(self) -> dict[str, Any]:
         """Return the result as the JSON-safe dict the task pushes to XCom."""
-        data = dataclasses.asdict(self)
-        data["data_interval"] = {
-            "start": data.pop("data_interval_start"),
-            "end": data.pop("data_interval_end"),
-        }
-        return data
+        return _with_data_interval(dataclasses.asdict(self))
 
     def describe_startup(self) -> str:
         """Return one log line that explains where the job's start-up time went."""
         parts = ", ".join(f"{status} {seconds:.1f}s" for status, seconds in self.startup_seconds.items())
         pool = f"; warm pool {self.warm_pool.status}" if self.warm_pool and self.warm_pool.status else ""
         return f"start-up {self.startup_total_seconds:.1f}s ({parts or 'no start-up phases recorded'}){pool}"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ValidationResult:
+    """What a finished validation task returns: the program's own report, and where and how it ran.
+
+    :param job_name: the validation pod.
+    :param status: ``Completed``.
+    :param attempt: 1 for the run's first pod, 2 for ``<name>-a2`` ...
+    :param adopted: whether this task found the pod already running.
+    :param image: the pinned image that validated (the one that trained).
+    :param model_uri: the model that was validated.
+    :param training_job: the job that trained it, when known.
+    :param output: what the program wrote to ``/airflow/xcom/return.json`` (smoke metrics, latency ...).
+    :param startup_seconds: from the pod's creation to the program's start.
+    :param run_seconds: how long the program ran.
+    :param created_at: when the pod was created (ISO 8601).
+    :param ended_at: when the program ended (ISO 8601).
+    :param data_interval_start: the run's data interval start (ISO 8601), or None.
+    :param data_interval_end: the run's data interval end (ISO 8601), or None.
+    """
+
+    job_name: str
+    status: str
+    attempt: int
+    adopted: bool
+    image: str | None
+    model_uri: str | None
+    training_job: str | None
+    output: Any
+    startup_seconds: float | None
+    run_seconds: float | None
+    created_at: str | None
+    ended_at: str | None
+    data_interval_start: str | None
+    data_interval_end: str | None
+
+    def to_xcom(self) -> dict[str, Any]:
+        """Return the result as the JSON-safe dict the task pushes to XCom."""
+        return _with_data_interval(dataclasses.asdict(self))
 
 
 def from_training_job(

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
     from airflow.triggers.base import BaseTrigger
 
-    from lyftlearn_provider.results import TrainingResult
+    from lyftlearn_provider.results import JobResult
     from lyftlearn_provider.runtime import RuntimeSpec
 
 
@@ -257,7 +257,7 @@ class JobBackend(abc.ABC):
         """Stop the run's job (``job_name`` if known, else whatever of the run still runs); return names."""
 
     @abc.abstractmethod
-    def result(self, run: JobRun, job: Job, record: JobRecord) -> TrainingResult:
+    def result(self, run: JobRun, job: Job, record: JobRecord) -> JobResult:
         """Return the typed result of a job that succeeded."""
 
     def persist_links(self, run: JobRun, job: Job) -> None:  # noqa: B027 - links are optional

@@ -21,9 +21,10 @@ the methods that use them.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lyftlearn_provider.backends import KUBERNETES_ARGUMENTS
 from lyftlearn_provider.backends.base import (
@@ -35,7 +36,13 @@ from lyftlearn_provider.backends.base import (
     JobSettings,
     JobState,
 )
-from lyftlearn_provider.exceptions import InvalidSpecError, LyftLearnError, TrainingPodError
+from lyftlearn_provider.contract import Runtime
+from lyftlearn_provider.exceptions import (
+    InvalidSpecError,
+    LyftLearnError,
+    TrainingPodError,
+    ValidationPodError,
+)
 from lyftlearn_provider.rendering.kubernetes import (
     ATTEMPT_LABEL,
     IMAGE_REFERENCE_ANNOTATION,
@@ -46,7 +53,7 @@ from lyftlearn_provider.rendering.kubernetes import (
     require_service_account_role,
     xcom_sidecar_security_context,
 )
-from lyftlearn_provider.results import TrainingResult
+from lyftlearn_provider.results import TrainingResult, ValidationResult
 from lyftlearn_provider.status import iso, to_datetime
 
 if TYPE_CHECKING:
@@ -92,8 +99,21 @@ def job_from_pod(pod: Any) -> Job:
     )
 
 
-class PodTrainingBackend(JobBackend):
-    """Run a spec as a Kubernetes pod through KubernetesPodOperator.
+@dataclasses.dataclass(frozen=True)
+class PodTimes:
+    """When a finished pod was created, and when its program started and ended (None when unknown)."""
+
+    created: dt.datetime | None
+    started: dt.datetime | None
+    ended: dt.datetime | None
+
+    def seconds(self, start: dt.datetime | None, end: dt.datetime | None) -> float | None:
+        """Return the seconds between two of these moments, or None when either is unknown."""
+        return round((end - start).total_seconds(), 3) if start and end else None
+
+
+class PodBackend(JobBackend):
+    """Run a spec as a Kubernetes pod through KubernetesPodOperator; subclasses say what the pod is for.
 
     :param settings: what every backend is given; the time limit is the pod's ``activeDeadlineSeconds``
         and the spill document goes to S3, as for SageMaker.
@@ -102,11 +122,13 @@ class PodTrainingBackend(JobBackend):
     :param service_account_name: the pod's service account, annotated with the spec's IAM role.
     :param startup_timeout_seconds: how long the pod may take to start.
     :param input_loader_image: an AWS CLI image that copies the spec's inputs into the pod.
+    :param model_uri: the trained model the program loads (``LYFTLEARN_MODEL_URI``), if any.
     """
 
     arguments = KUBERNETES_ARGUMENTS
-    job_error = TrainingPodError
     stopped_by = "kubectl, the cluster, or its activeDeadlineSeconds"
+    #: What ``LYFTLEARN_RUNTIME`` tells the program.
+    runtime: ClassVar[Runtime] = Runtime.KUBERNETES
 
     def __init__(
         self,
@@ -118,8 +140,10 @@ class PodTrainingBackend(JobBackend):
         service_account_name: str,
         startup_timeout_seconds: int,
         input_loader_image: str | None,
+        model_uri: str | None = None,
     ) -> None:
         super().__init__(operator, settings)
+        self.model_uri = model_uri
         self.kubernetes_conn_id = kubernetes_conn_id
         self.namespace = namespace
         self.service_account_name = service_account_name
@@ -217,6 +241,8 @@ class PodTrainingBackend(JobBackend):
             active_deadline_seconds=self.settings.max_runtime_seconds,
             input_loader_image=self.input_loader_image,
             run=RunLabels(base_name=run.identity.base_name, attempt=attempt, image_reference=reference),
+            runtime=self.runtime.value,
+            model_uri=self.model_uri,
         )
         if rendering.spill_uri and rendering.spill_document:
             self._upload(rendering.spill_uri, rendering.spill_document)
@@ -315,9 +341,8 @@ class PodTrainingBackend(JobBackend):
             stopped.append(pod.metadata.name)
         return stopped
 
-    def result(self, run: JobRun, job: Job, record: JobRecord) -> TrainingResult:
-        """Return the typed result from the finished pod and what its program wrote to the XCom file."""
-        returned = job.details if isinstance(job.details, Mapping) else {}
+    def times(self) -> PodTimes:
+        """Return when the pod that just ran was created, and when its program started and ended."""
         pod = self._pod_operator.pod if self._pod_operator is not None else None
         created = to_datetime(pod.metadata.creation_timestamp) if pod is not None else None
         started = ended = None
@@ -326,8 +351,19 @@ class PodTrainingBackend(JobBackend):
                 terminated = status.state.terminated if status.name == CONTAINER and status.state else None
                 if terminated is not None:
                     started, ended = to_datetime(terminated.started_at), to_datetime(terminated.finished_at)
-        startup = round((started - created).total_seconds(), 3) if started and created else None
-        training = round((ended - started).total_seconds(), 3) if ended and started else None
+        return PodTimes(created, started, ended)
+
+
+class PodTrainingBackend(PodBackend):
+    """Train as a pod: the program reports ``{"model_artifact_uri": ..., "metrics": {...}}``."""
+
+    job_error = TrainingPodError
+
+    def result(self, run: JobRun, job: Job, record: JobRecord) -> TrainingResult:
+        """Return the typed result from the finished pod and what its program wrote to the XCom file."""
+        returned = job.details if isinstance(job.details, Mapping) else {}
+        times = self.times()
+        startup = times.seconds(times.created, times.started)
         metrics = returned.get("metrics")
         image = record.image
         return TrainingResult(
@@ -344,11 +380,43 @@ class PodTrainingBackend(JobBackend):
             final_metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
             startup_seconds={} if startup is None else {"Pending": startup},
             startup_total_seconds=startup or 0.0,
-            training_seconds=training,
+            training_seconds=times.seconds(times.started, times.ended),
             billable_seconds=None,
             warm_pool=None,
-            created_at=created.isoformat() if created else None,
-            ended_at=ended.isoformat() if ended else None,
+            created_at=iso(times.created),
+            ended_at=iso(times.ended),
+            data_interval_start=iso(run.identity.data_interval_start),
+            data_interval_end=iso(run.identity.data_interval_end),
+        )
+
+
+class PodValidationBackend(PodBackend):
+    """Validate a trained model in a pod: the program loads ``LYFTLEARN_MODEL_URI`` and reports JSON."""
+
+    job_error = ValidationPodError
+    runtime = Runtime.VALIDATION
+
+    def __init__(self, *args: Any, training_job: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.training_job = training_job
+
+    def result(self, run: JobRun, job: Job, record: JobRecord) -> ValidationResult:
+        """Return what the validation program wrote to the XCom file, with where and how it ran."""
+        times = self.times()
+        image = record.image
+        return ValidationResult(
+            job_name=job.name,
+            status="Completed",
+            attempt=record.attempt,
+            adopted=record.adopted,
+            image=image["pinned"] if image else self.spec.image,
+            model_uri=self.model_uri,
+            training_job=self.training_job,
+            output=job.details,
+            startup_seconds=times.seconds(times.created, times.started),
+            run_seconds=times.seconds(times.started, times.ended),
+            created_at=iso(times.created),
+            ended_at=iso(times.ended),
             data_interval_start=iso(run.identity.data_interval_start),
             data_interval_end=iso(run.identity.data_interval_end),
         )

@@ -37,7 +37,7 @@ from lyftlearn_provider.validation import require_int, thaw
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from lyftlearn_provider.results import TrainingResult
+    from lyftlearn_provider.results import JobResult
 
 #: XCom key of the task's :class:`JobRecord`: the job it follows, its attempt, whether it adopted it and
 #: its deadline. Read back when the task resumes: the triggerer keeps ``next_kwargs`` but
@@ -411,7 +411,7 @@ class JobOperator(BaseOperator):
         self.report(run, result)
         return result.to_xcom()
 
-    def report(self, run: JobRun, result: TrainingResult) -> None:
+    def report(self, run: JobRun, result: JobResult) -> None:
         """Log what the job did and send its timings to Airflow's metrics."""
 
     def _error(self, job: Job, reason: str) -> JobError:

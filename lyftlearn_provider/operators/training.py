@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from airflow.sdk.configuration import conf
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from lyftlearn_provider.backends.base import JobBackend, JobRun
-    from lyftlearn_provider.results import TrainingResult
+    from lyftlearn_provider.results import JobResult, TrainingResult
 
 _SAGEMAKER = frozenset({TrainingBackend.SAGEMAKER.value})
 _KUBERNETES = frozenset({TrainingBackend.KUBERNETES.value})
@@ -340,8 +340,12 @@ class TrainModelOperator(JobOperator):
             self.log.warning("Could not look up image %s (%s); following the job anyway.", reference, error)
             return None
 
-    def report(self, run: JobRun, result: TrainingResult) -> None:
+    def report(self, run: JobRun, result: JobResult) -> None:
         """Log the start-up breakdown, the warm pool, the image and the model; send the timings."""
+        self.report_training(run, cast("TrainingResult", result))  # both training backends return one
+
+    def report_training(self, run: JobRun, result: TrainingResult) -> None:
+        """Log what the training job did and send its start-up and training times to Airflow's metrics."""
         self.log.info(
             "%s %s completed; %s.", self._backend.job_error.kind, result.job_name, result.describe_startup()
         )

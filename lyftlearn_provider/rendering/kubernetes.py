@@ -152,7 +152,7 @@ _QUALIFIED_NAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?", re.A
 _IRSA_VARIABLES = frozenset({"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"})
 _RESTART_POLICIES = ("Never", "OnFailure")
 _TOLERATION_KEYS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
-_POD_RUNTIMES = (Runtime.KUBERNETES.value, Runtime.VALIDATION.value)
+_POD_RUNTIMES = (Runtime.KUBERNETES.value, Runtime.VALIDATION.value, Runtime.SERVING.value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -515,13 +515,18 @@ def _volumes(spec: RuntimeSpec) -> list[dict[str, Any]]:
 
 
 def _pod_split(
-    spec: RuntimeSpec, *, runtime: str, job_name: str, run_environment: Mapping[str, str]
+    spec: RuntimeSpec,
+    *,
+    runtime: str,
+    job_name: str,
+    run_environment: Mapping[str, str],
+    model_uri: str | None,
 ) -> SpillSplit:
     return split_for_spill(
         spec,
         job_name=job_name,
         environment=container_environment(
-            spec, runtime=runtime, job_name=job_name, run_environment=run_environment
+            spec, runtime=runtime, job_name=job_name, run_environment=run_environment, model_uri=model_uri
         ),
         hyperparameters=hyperparameter_values(spec),
         environment_limits=POD_ENVIRONMENT_LIMITS,
@@ -629,6 +634,7 @@ def render_container(
     name: str = DEFAULT_CONTAINER_NAME,
     runtime: str = Runtime.KUBERNETES.value,
     run_environment: Mapping[str, str] = EMPTY,
+    model_uri: str | None = None,
 ) -> dict[str, Any]:
     """Return the program's container, exactly as :func:`render_pod` puts it first in the pod.
 
@@ -646,7 +652,9 @@ def render_container(
     validate_job_name(job_name)
     runtime = _check_pod_runtime(runtime)
     _check_environment_for_pods(spec)
-    split = _pod_split(spec, runtime=runtime, job_name=job_name, run_environment=run_environment)
+    split = _pod_split(
+        spec, runtime=runtime, job_name=job_name, run_environment=run_environment, model_uri=model_uri
+    )
     if split.spill_document is not None:
         _refuse_spill(spec, split.spill_document)
     return _container(spec, name=name, environment=split.environment)
@@ -670,6 +678,7 @@ def render_pod(
     node_selector: Mapping[str, str] = EMPTY,
     tolerations: Sequence[Mapping[str, Any]] = (),
     run: RunLabels | None = None,
+    model_uri: str | None = None,
 ) -> PodRendering:
     """Render a rendered spec to a ``v1.Pod`` and, for the rare spec that needs one, its spill document.
 
@@ -696,6 +705,7 @@ def render_pod(
     :param node_selector: the pod's ``nodeSelector``, e.g. a GPU node group's label.
     :param tolerations: the pod's ``tolerations`` in Kubernetes' spelling, e.g. for tainted GPU nodes.
     :param run: the run and attempt the pod belongs to, as the job operator labels its pods.
+    :param model_uri: the trained model to load; becomes ``LYFTLEARN_MODEL_URI``.
     """
     require_rendered(spec)
     check_dns_subdomain(name, "name", "ll-fraud-train-0123456789")
@@ -722,7 +732,9 @@ def render_pod(
         )
     _check_environment_for_pods(spec)
     init_containers = _input_loaders(spec, input_loader_image)
-    split = _pod_split(spec, runtime=runtime, job_name=job_name, run_environment=run_environment)
+    split = _pod_split(
+        spec, runtime=runtime, job_name=job_name, run_environment=run_environment, model_uri=model_uri
+    )
 
     pod_spec: dict[str, Any] = {}
     if active_deadline_seconds is not None:
