@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.sdk import BaseOperator
 
 from lyftlearn_provider.backends.base import (
+    AwsSettings,
     Deferral,
     Job,
     JobBackend,
@@ -112,7 +113,45 @@ def template_error(field: str, error: Exception) -> InvalidSpecError:
     )
 
 
-class JobOperator(BaseOperator):
+class SpecOperator(BaseOperator):
+    """Render a task's ``RuntimeSpec`` field by field; a template that cannot be rendered is a config error.
+
+    No retry would render it, so the task fails at once, naming the field.
+    """
+
+    def render_template(
+        self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
+    ) -> Any:
+        """Render templates, including the string fields of a frozen ``RuntimeSpec`` (validated again)."""
+        if not isinstance(content, RuntimeSpec):
+            return super().render_template(content, context, jinja_env, seen_oids)
+        import jinja2
+
+        fields = iter(content.template_fields)
+
+        def render(value: Any) -> Any:
+            name = next(fields)  # render_with calls once per field, in template_fields order
+            try:
+                return super(SpecOperator, self).render_template(value, context, jinja_env, seen_oids)
+            except jinja2.TemplateError as error:
+                raise template_error(f"spec.{name}", error) from error
+
+        return content.render_with(render)
+
+    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
+        """Render every templated field; a template that cannot be rendered is a configuration error."""
+        import jinja2
+
+        for name in self.template_fields:
+            try:
+                self._do_render_template_fields(
+                    self, [name], context, jinja_env or self.get_template_env(), set()
+                )
+            except jinja2.TemplateError as error:
+                raise template_error(name, error) from error
+
+
+class JobOperator(SpecOperator):
     """Run one job per task instance on a backend; the lifecycle is here, each platform's steps there.
 
     Subclasses set :attr:`backend_arguments` (argument name to the backends it applies to) and build
@@ -135,11 +174,19 @@ class JobOperator(BaseOperator):
         if_job_failed: FailedJobPolicy | str,
         max_runtime_seconds: int | None,
         deferrable: bool,
+        aws_conn_id: str | None,
+        region_name: str | None,
+        verify: bool | str | None,
+        botocore_config: dict[str, Any] | None,
         given: Mapping[str, Any],
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.deferrable = deferrable
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
         if not isinstance(spec, RuntimeSpec):
             raise InvalidSpecError(
                 "spec",
@@ -178,56 +225,55 @@ class JobOperator(BaseOperator):
         self._run: JobRun | None = None
         self._following: str | None = None
 
-    # ------------------------------------------------------------------ templates
-    def render_template(
-        self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
-    ) -> Any:
-        """Render templates, including the string fields of a frozen ``RuntimeSpec`` (validated again)."""
-        if not isinstance(content, RuntimeSpec):
-            return super().render_template(content, context, jinja_env, seen_oids)
-        import jinja2
-
-        fields = iter(content.template_fields)
-
-        def render(value: Any) -> Any:
-            name = next(fields)  # render_with calls once per field, in template_fields order
-            try:
-                return super(JobOperator, self).render_template(value, context, jinja_env, seen_oids)
-            except jinja2.TemplateError as error:
-                raise template_error(f"spec.{name}", error) from error
-
-        return content.render_with(render)
-
-    def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Render every templated field; a template that cannot be rendered is a configuration error."""
-        import jinja2
-
-        for name in self.template_fields:
-            try:
-                self._do_render_template_fields(
-                    self, [name], context, jinja_env or self.get_template_env(), set()
-                )
-            except jinja2.TemplateError as error:
-                raise template_error(name, error) from error
-
     # ------------------------------------------------------------------ what subclasses provide
     def make_backend(self) -> JobBackend:
         """Return the backend this task runs its job on, built from the task's (rendered) arguments."""
         raise NotImplementedError
 
-    def check_rendered(self, context: Context) -> None:
-        """Check what only rendering could settle; raise ``InvalidSpecError`` before anything is created."""
+    def settle_inputs(self, context: Context) -> None:
+        """Settle inputs only the run knows (a model from an upstream task); called whenever the task runs."""
+
+    def prepare(self, context: Context) -> None:
+        """Settle what only rendering and the run could; raise ``InvalidSpecError`` before anything exists."""
         refuse_masked_secrets(self.spec)
 
     def resolve_image(self, reference: str, *, adopting: bool = False) -> dict[str, Any] | None:
-        """Pin ``reference`` to a digest and find its SOCI index; return the facts (None when unknown)."""
-        raise NotImplementedError
+        """Pin the image by digest through ECR and check its SOCI index; return the facts for the result.
+
+        A job being adopted already runs its image: its facts are looked up, never held against it.
+        """
+        from lyftlearn_provider.hooks.ecr import EcrImageHook
+
+        policy = (
+            SociPolicy.OFF if self.soci is SociPolicy.OFF else SociPolicy.PREFER if adopting else self.soci
+        )
+        hook = EcrImageHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
+        try:
+            return hook.resolve(reference, soci=policy).to_dict()
+        except Exception as error:
+            if not adopting:
+                raise
+            # The job already runs this image: not knowing its SOCI facts must not stop us following it.
+            self.log.warning("Could not look up image %s (%s); following the job anyway.", reference, error)
+            return None
+
+    def aws_settings(self) -> AwsSettings:
+        """Return how this task reaches AWS."""
+        return AwsSettings(self.aws_conn_id, self.region_name, self.verify, self.botocore_config)
+
+    def aws_region(self) -> str | None:
+        """Return the region the task's AWS calls go to: ``region_name``, else the connection's."""
+        if self.region_name:
+            return self.region_name
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        return AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type="sts").conn_region_name
 
     # ------------------------------------------------------------------ the lifecycle
     def execute(self, context: Context) -> dict[str, Any]:
         """Find the run's job or create its next attempt, then follow it here or from the triggerer."""
         run = self._start(context)
-        self.check_rendered(context)
+        self.prepare(context)
         job = self._backend.find(run)
         if job is not None and job.state in (JobState.RUNNING, JobState.SUCCEEDED):
             verb = (
@@ -334,6 +380,7 @@ class JobOperator(BaseOperator):
         )
         # Set before anything is asked of the platform: a kill from here on finds the run's job.
         self._run = JobRun(identity=identity, context=context, deferrable=self.deferrable, log=self.log)
+        self.settle_inputs(context)
         return self._run
 
     def _apply_failed_job_policy(self, job: Job) -> None:

@@ -21,7 +21,7 @@ from lyftlearn_provider.tags import check_user_tags
 from lyftlearn_provider.validation import is_templated, require_int
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
+    from airflow.sdk import Asset, Context
 
     from lyftlearn_provider.backends.base import JobBackend, JobRun
     from lyftlearn_provider.results import JobResult, TrainingResult
@@ -129,6 +129,10 @@ class TrainModelOperator(JobOperator):
     :param startup_timeout_seconds: *Kubernetes*: how long the pod may take to start (default 600).
     :param input_loader_image: *Kubernetes*: an image with the AWS CLI that copies the spec's ``inputs``
         into the pod before the program starts, as SageMaker does (specs with inputs).
+    :param model_asset: an ``Asset`` for the model: each successful run emits an event of it whose
+        ``extra`` carries the model URI, pinned image, metrics, data interval and job name, so a serving DAG
+        owned by another team can be scheduled on it (``ValidateModelOperator``/``DeployModelOperator``
+        with ``model_asset=`` read the model from the event).
     """
 
     template_fields: Sequence[str] = ("spec", "tags", "events_queue_url")
@@ -165,8 +169,12 @@ class TrainModelOperator(JobOperator):
         service_account_name: str | None = None,
         startup_timeout_seconds: int | None = None,
         input_loader_image: str | None = None,
+        model_asset: Asset | None = None,
         **kwargs: Any,
     ) -> None:
+        if model_asset is not None:
+            # An outlet like any other: Airflow records the event, and DAGs scheduled on it run.
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), model_asset]
         try:
             chosen = TrainingBackend(backend)
         except ValueError:
@@ -195,14 +203,14 @@ class TrainModelOperator(JobOperator):
             if_job_failed=if_job_failed,
             max_runtime_seconds=max_runtime_seconds,
             deferrable=deferrable,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
             given=given,
             **kwargs,
         )
         self.backend = chosen
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.verify = verify
-        self.botocore_config = botocore_config
         # SageMaker
         check_keep_alive(keep_alive_seconds)
         self.keep_alive_seconds = keep_alive_seconds
@@ -235,6 +243,7 @@ class TrainModelOperator(JobOperator):
         )
         self.startup_timeout_seconds = startup
         self.input_loader_image = input_loader_image
+        self.model_asset = model_asset
         # What does not depend on templates is checked now, when the DAG is parsed.
         if not spec.is_templated() and not any(
             is_templated(k) or is_templated(v) for k, v in self.tags.items()
@@ -275,13 +284,13 @@ class TrainModelOperator(JobOperator):
     # ------------------------------------------------------------------ what the lifecycle asks of this task
     def make_backend(self) -> JobBackend:
         """Return the backend of ``backend=``, with the (rendered) arguments that apply to it."""
-        from lyftlearn_provider.backends.base import AwsSettings, JobSettings
+        from lyftlearn_provider.backends.base import JobSettings
         from lyftlearn_provider.backends.kubernetes import PodTrainingBackend
         from lyftlearn_provider.backends.sagemaker import SageMakerTrainingBackend
 
         settings = JobSettings(
             spec=self.spec,
-            aws=AwsSettings(self.aws_conn_id, self.region_name, self.verify, self.botocore_config),
+            aws=self.aws_settings(),
             max_runtime_seconds=self._max_runtime_seconds(),
             poll_interval=self.poll_interval,
             job_name_prefix=self.job_name_prefix,
@@ -305,47 +314,25 @@ class TrainModelOperator(JobOperator):
             events_queue_url=self.events_queue_url,
         )
 
-    def check_rendered(self, context: Context) -> None:
+    def prepare(self, context: Context) -> None:
         """Check the rendered arguments before anything is created: secrets, tags, the queue's region."""
         refuse_masked_secrets(self.spec, self.tags)
         check_user_tags(self.tags)
         self._render_for_backend(self.spec)
         if self.events_queue_url is not None:
-            check_queue_url(self.events_queue_url, self._aws_region())
-
-    def _aws_region(self) -> str | None:
-        if self.region_name:
-            return self.region_name
-        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
-
-        return AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type="sqs").conn_region_name
-
-    def resolve_image(self, reference: str, *, adopting: bool = False) -> dict[str, Any] | None:
-        """Pin the image by digest through ECR and check its SOCI index; return the facts for the result.
-
-        A job being adopted already runs its image: its facts are looked up, never held against it.
-        """
-        from lyftlearn_provider.hooks.ecr import EcrImageHook
-
-        policy = (
-            SociPolicy.OFF if self.soci is SociPolicy.OFF else SociPolicy.PREFER if adopting else self.soci
-        )
-        hook = EcrImageHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name, verify=self.verify)
-        try:
-            return hook.resolve(reference, soci=policy).to_dict()
-        except Exception as error:
-            if not adopting:
-                raise
-            # The job already runs this image: not knowing its SOCI facts must not stop us following it.
-            self.log.warning("Could not look up image %s (%s); following the job anyway.", reference, error)
-            return None
+            check_queue_url(self.events_queue_url, self.aws_region())
 
     def report(self, run: JobRun, result: JobResult) -> None:
         """Log the start-up breakdown, the warm pool, the image and the model; send the timings."""
         self.report_training(run, cast("TrainingResult", result))  # both training backends return one
 
     def report_training(self, run: JobRun, result: TrainingResult) -> None:
-        """Log what the training job did and send its start-up and training times to Airflow's metrics."""
+        """Log what the job did, send its timings to Airflow's metrics, and emit the model's asset event."""
+        if self.model_asset is not None:
+            from lyftlearn_provider.serving import asset_extra
+
+            run.context["outlet_events"][self.model_asset].extra = asset_extra(result.to_xcom())
+            self.log.info("Emitted an event of %s for model %s.", self.model_asset, result.model_artifact_uri)
         self.log.info(
             "%s %s completed; %s.", self._backend.job_error.kind, result.job_name, result.describe_startup()
         )
