@@ -358,6 +358,23 @@ def serving_deployment(
 
 
 def serving_record(deployment: Mapping[str, Any]) -> ServingRecord | None:
-    """Return what the Deployment serves now, as its pod template records it (rollbacks included)."""
+    """Return what the Deployment serves now, as its pod template records it (rollbacks included).
+
+    A Deployment changed by a team's own tooling (pod mode) has the record on the Deployment alone.
+    """
     template = (deployment.get("spec") or {}).get("template") or {}
-    return ServingRecord.from_annotations((template.get("metadata") or {}).get("annotations"))
+    recorded = ServingRecord.from_annotations((template.get("metadata") or {}).get("annotations"))
+    if recorded is not None:
+        return recorded
+    return ServingRecord.from_annotations((deployment.get("metadata") or {}).get("annotations"))
+
+
+def with_record(deployment: Mapping[str, Any], record: ServingRecord | None) -> dict[str, Any]:
+    """Return the Deployment with its own annotations saying ``record`` serves (None: nothing of ours)."""
+    updated = copy.deepcopy(dict(deployment))
+    annotations = updated.setdefault("metadata", {}).setdefault("annotations", {})
+    for key in _RECORD_KEYS.values():
+        annotations.pop(ANNOTATION_PREFIX + key, None)
+    if record is not None:
+        annotations.update(record.to_annotations())
+    return updated

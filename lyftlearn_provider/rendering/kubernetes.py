@@ -825,3 +825,70 @@ def require_service_account_role(
         f"{IRSA_ROLE_ANNOTATION}={spec.role_arn} --overwrite; or run the pod as an account that carries "
         "that role.",
     )
+
+
+def render_deploy_pod(
+    *,
+    name: str,
+    namespace: str,
+    image: str,
+    service_account: str,
+    environment: Mapping[str, str],
+    command: Sequence[str] = (),
+    args: Sequence[str] = (),
+    labels: Mapping[str, str] = EMPTY,
+) -> dict[str, Any]:
+    """Render the pod that runs a team's own deploy tooling (Helm, Argo Rollouts, an in-house CLI).
+
+    It runs restricted (non-root, read-only root file system with a writable ``/tmp``, no escalation, no
+    capabilities) and, unlike a training pod, mounts its service account's API token: deploying is talking
+    to the cluster. ``environment`` tells the tool what to deploy (``LYFTLEARN_DEPLOY_*``).
+
+    :param name: the pod name, a DNS-1123 subdomain.
+    :param namespace: a DNS-1123 label.
+    :param image: the deploy tool's image.
+    :param service_account: an account allowed to change the Deployment.
+    :param environment: variables for the tool.
+    :param command: the container's command; empty keeps the image's entrypoint.
+    :param args: the container's arguments.
+    :param labels: extra pod labels.
+    """
+    check_dns_subdomain(name, "name", "ll-serving-deploy-0123456789")
+    check_dns_label(namespace, "namespace", "ml-serving")
+    check_dns_subdomain(service_account, "deploy_service_account_name", "fraud-deployer")
+    parse_image_reference(image, "deploy_image")
+    container: dict[str, Any] = {}
+    if args:
+        container["args"] = list(args)
+    if command:
+        container["command"] = list(command)
+    container.update(
+        env=[{"name": key, "value": value} for key, value in sorted(environment.items())],
+        image=image,
+        imagePullPolicy="IfNotPresent" if _has_digest(image) else "Always",
+        name=DEFAULT_CONTAINER_NAME,
+        securityContext={
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+        },
+        volumeMounts=[{"mountPath": "/tmp", "name": "lyftlearn-tmp"}],
+    )
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"labels": check_labels(labels, "labels"), "name": name, "namespace": namespace},
+        "spec": {
+            "containers": [container],
+            "restartPolicy": "Never",
+            "securityContext": {
+                "fsGroup": DEFAULT_RUN_AS_USER,
+                "runAsNonRoot": True,
+                "runAsUser": DEFAULT_RUN_AS_USER,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "serviceAccountName": service_account,
+            "volumes": [{"emptyDir": {}, "name": "lyftlearn-tmp"}],
+        },
+    }
