@@ -15,15 +15,21 @@ _EXPORTS = {
     "RuntimeSpec": "lyftlearn_provider.runtime",
     "ResourceProfile": "lyftlearn_provider.runtime",
     "TrainModelOperator": "lyftlearn_provider.operators.training",
+    "ValidateModelOperator": "lyftlearn_provider.operators.validation",
+    "DeployModelOperator": "lyftlearn_provider.operators.deployment",
+    "ModelGate": "lyftlearn_provider.serving",
     "TrainingJobTrigger": "lyftlearn_provider.triggers.training",
 }
 
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
+    from lyftlearn_provider.operators.deployment import DeployModelOperator as DeployModelOperator
     from lyftlearn_provider.operators.training import TrainModelOperator as TrainModelOperator
+    from lyftlearn_provider.operators.validation import ValidateModelOperator as ValidateModelOperator
     from lyftlearn_provider.runtime import ResourceProfile as ResourceProfile
     from lyftlearn_provider.runtime import RuntimeSpec as RuntimeSpec
+    from lyftlearn_provider.serving import ModelGate as ModelGate
     from lyftlearn_provider.triggers.training import TrainingJobTrigger as TrainingJobTrigger
 
 

@@ -26,6 +26,8 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "LyftLearn",
                 "python-modules": [
                     "lyftlearn_provider.operators.training",
+                    "lyftlearn_provider.operators.validation",
+                    "lyftlearn_provider.operators.deployment",
                     "lyftlearn_provider.operators.events",
                 ],
             }
@@ -49,6 +51,7 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "lyftlearn_provider.links.sagemaker.TrainingJobLink",
             "lyftlearn_provider.links.sagemaker.TrainingJobLogsLink",
+            "lyftlearn_provider.links.kubernetes.DeploymentLink",
         ],
         "config": {
             "lyftlearn": {
@@ -73,6 +76,14 @@ def get_provider_info() -> dict[str, Any]:
                         "version_added": "0.1.0",
                         "example": "10",
                         "default": "10",
+                    },
+                    "deployment_url_template": {
+                        "description": "URL of a serving Deployment in your cluster console, for the "
+                        "deploy task's extra link: {namespace} and {name} are filled in. Empty: no link.\n",
+                        "type": "string",
+                        "version_added": "0.1.0",
+                        "example": "https://k8s.example.com/#/deployment/{namespace}/{name}",
+                        "default": "",
                     },
                     "api_burst": {
                         "description": "Calls the per-process budget allows at once after a quiet spell.\n",
