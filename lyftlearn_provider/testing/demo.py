@@ -15,12 +15,14 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
+
+from lyftlearn_provider.testing.standalone import Standalone
+from lyftlearn_provider.testing.standalone import airflow_env as standalone_env
+from lyftlearn_provider.testing.standalone import wait_for as standalone_wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 DAG_ID = "lyftlearn_retrain_every_15_minutes"
@@ -32,68 +34,17 @@ def say(message: str) -> None:
     print(f"[demo] {message}", flush=True)
 
 
-def free_port() -> int:
-    """Return a TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def airflow_env(aws_env: dict[str, str]) -> dict[str, str]:
-    """Return the environment of the Airflow processes: isolated home, example DAGs, fast loops."""
-    env = {**os.environ, **aws_env}
-    port = free_port()
-    env.update(
-        {
-            "AIRFLOW_HOME": str(HOME),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "1",
-            "AIRFLOW__LYFTLEARN__POLL_INTERVAL": "2",
-            "PYTHONUNBUFFERED": "1",
-            # airflow standalone starts its components as `airflow ...` from PATH.
-            "PATH": os.pathsep.join((str(Path(sys.executable).parent), os.environ.get("PATH", ""))),
-        }
-    )
-    return env
-
-
-def stop_standalone(process: subprocess.Popen[bytes]) -> None:
-    """Stop every Airflow component, children first, so no scheduler is left orphaned."""
-    import psutil
-
-    try:
-        children = psutil.Process(process.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        children = []
-    for child in children:
-        child.terminate()
-    psutil.wait_procs(children, timeout=20)
-    for child in children:
-        if child.is_running():
-            child.kill()
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    """Return the environment of the Airflow processes: the demo's home, the example DAGs, the emulator."""
+    return standalone_env(HOME, REPO / "example_dags", aws_env)
 
 
 def wait_for(what: str, check: Any, timeout: float, interval: float = 1.0) -> Any:
     """Poll ``check`` until it returns something truthy; fail the demo after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise SystemExit(f"[demo] gave up waiting for {what} after {timeout:.0f}s")
+    try:
+        return standalone_wait_for(what, check, timeout, interval)
+    except TimeoutError as error:
+        raise SystemExit(f"[demo] {error}") from None
 
 
 def main() -> int:
@@ -116,18 +67,10 @@ def main() -> int:
         os.environ.update(env)  # this process reads the same metadata database below
         digest = push_image(boto3.client("ecr"), "fraud-model", "2026.11.28", soci="v2")
         say(f"pushed fraud-model:2026.11.28 ({digest}) with a SOCI v2 index to the emulator's ECR")
-        subprocess.run(
-            [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
-        )
-        log = (HOME / "standalone.log").open("wb")
-        standalone = subprocess.Popen(
-            [sys.executable, "-m", "airflow", "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
         try:
-            return run_story(aws, env)
+            with Standalone(env, HOME / "standalone.log"):
+                return run_story(aws, env)
         finally:
-            stop_standalone(standalone)
-            log.close()
             say(f"Airflow stopped; its logs are under {HOME}")
 
 
