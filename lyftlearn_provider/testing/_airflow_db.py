@@ -29,6 +29,7 @@ def latest_run(dag_id: str) -> dict[str, Any] | None:
             return None
         return {
             "run_id": run.run_id,
+            "run_type": str(run.run_type),
             "state": str(run.state),
             "data_interval_start": run.data_interval_start,
             "data_interval_end": run.data_interval_end,
@@ -98,3 +99,14 @@ def clear_task(dag_id: str, run_id: str, task_id: str) -> int:
         )
         clear_task_instances(tis, session)
     return len(tis)
+
+
+def import_errors() -> dict[str, str]:
+    """Return the DAG processor's import errors: file to traceback."""
+    from airflow.models.errors import ParseImportError
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {
+            str(error.filename): str(error.stacktrace) for error in session.scalars(select(ParseImportError))
+        }

@@ -127,11 +127,17 @@ class Standalone:
             self._log.close()
 
     def wait_until_parsed(self, *dag_ids: str, timeout: float = 180) -> None:
-        """Wait until the DAG processor has stored every DAG in ``dag_ids``."""
-        from lyftlearn_provider.testing._airflow_db import dag_is_parsed
+        """Wait until the DAG processor has stored every DAG in ``dag_ids``; raise on an import error."""
+        from lyftlearn_provider.testing._airflow_db import dag_is_parsed, import_errors
+
+        def parsed(dag_id: str) -> bool:
+            errors = import_errors()
+            if errors:
+                raise RuntimeError(f"the DAG processor could not import: {errors}")
+            return dag_is_parsed(dag_id)
 
         for dag_id in dag_ids:
-            wait_for(f"DAG {dag_id} to be parsed", functools.partial(dag_is_parsed, dag_id), timeout)
+            wait_for(f"DAG {dag_id} to be parsed", functools.partial(parsed, dag_id), timeout)
 
     def unpause(self, *dag_ids: str) -> None:
         """Unpause the DAGs, as the UI's toggle does."""
