@@ -69,6 +69,22 @@ def test_reset_closes_the_connection_without_serving_the_request(
     assert k8s.get("deploy", "web") is not None
 
 
+def test_reset_after_serving_loses_only_the_answer(
+    k8s: EmulatedCluster, api_client: client.ApiClient
+) -> None:
+    api_client.configuration.retries = NO_RETRIES
+    api_client.rest_client = type(api_client.rest_client)(api_client.configuration)
+    apps = client.AppsV1Api(api_client)
+    k8s.inject_fault("reset", method="POST", path="/deployments", after=True)
+    with pytest.raises(urllib3.exceptions.HTTPError):
+        apps.create_namespaced_deployment("default", deployment_manifest("web", "web:v1"), _request_timeout=5)
+    # The write landed although the client never heard so: a resent create meets AlreadyExists.
+    assert k8s.get("deploy", "web") is not None
+    with pytest.raises(ApiException) as raised:
+        apps.create_namespaced_deployment("default", deployment_manifest("web", "web:v1"))
+    assert raised.value.status == 409
+
+
 async def test_faults_reach_the_asyncio_client_and_delays_only_slow_down(k8s: EmulatedCluster) -> None:
     k8s.create(deployment_manifest("web", "web:v1"))
     await aconfig.load_kube_config(config_file=str(k8s.kubeconfig))
@@ -96,6 +112,8 @@ def test_injector_rejects_what_it_cannot_do() -> None:
         faults.inject("explode")
     with pytest.raises(ValueError, match="at least 1"):
         faults.inject("throttle", count=0)
+    with pytest.raises(ValueError, match="only applies to 'reset'"):
+        faults.inject("throttle", after=True)
     faults.inject("throttle", method="get", path="/pods")
     assert faults.take("POST", "/api/v1/namespaces/default/pods") is None
     taken = faults.take("GET", "/api/v1/namespaces/default/pods?limit=1")

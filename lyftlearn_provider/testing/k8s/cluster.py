@@ -94,12 +94,14 @@ class EmulatedCluster:
         path: str | None = None,
         seconds: float = 0.0,
         retry_after: int = 1,
+        after: bool = False,
     ) -> None:
         """Make the next ``count`` requests matching ``method`` and ``path`` (a substring) meet a fault.
 
         ``kind`` is ``throttle`` (429 with ``Retry-After: retry_after``), ``server_error`` (500),
         ``unavailable`` (503), ``gateway_timeout`` (504), ``reset`` (the connection is reset before the
-        request is served) or ``delay`` (served normally, ``seconds`` late); see ``faults``.
+        request is served, or after it with ``after=True``: the client never hears that its write
+        landed) or ``delay`` (served normally, ``seconds`` late); see ``faults``.
         """
         self.server.call(
             self.server.emulator.faults.inject,
@@ -109,6 +111,7 @@ class EmulatedCluster:
             path=path,
             seconds=seconds,
             retry_after=retry_after,
+            after=after,
         )
 
     def faults(self) -> list[dict[str, object]]:

@@ -4,7 +4,8 @@
   answers a client over its share;
 - ``server_error``: ``500 InternalError``; ``unavailable``: ``503 ServiceUnavailable`` (an API server
   restarting behind its load balancer); ``gateway_timeout``: ``504`` from that load balancer;
-- ``reset``: no answer at all -- the connection is closed with a TCP RST before the request is served;
+- ``reset``: no answer at all -- the connection is closed with a TCP RST before the request is served,
+  or, with ``after=True``, once it has been served: the write happened, but the client never hears so;
 - ``delay``: the request is served normally, ``seconds`` late (a slow or overloaded API server).
 
 A fault applies to the next ``count`` requests that match its method and path (None matches any),
@@ -36,6 +37,7 @@ class Fault:
     :param path: a substring of the request path (with its query) it targets; None for any.
     :param seconds: the delay of a ``delay`` fault.
     :param retry_after: the ``Retry-After`` seconds of a ``throttle`` fault.
+    :param after: for ``reset``, serve the request first, then reset instead of answering.
     """
 
     kind: str
@@ -44,6 +46,7 @@ class Fault:
     path: str | None = None
     seconds: float = 0.0
     retry_after: int = 1
+    after: bool = False
 
     def matches(self, method: str, path: str) -> bool:
         """Tell whether a request is one this fault targets."""
@@ -70,6 +73,7 @@ class FaultInjector:
         path: str | None = None,
         seconds: float = 0.0,
         retry_after: int = 1,
+        after: bool = False,
     ) -> None:
         """Make the next ``count`` requests matching ``method`` and ``path`` meet fault ``kind``."""
         if kind not in FAULT_KINDS:
@@ -78,7 +82,9 @@ class FaultInjector:
             raise ValueError("count must be at least 1")
         if seconds < 0 or retry_after < 0:
             raise ValueError("seconds and retry_after cannot be negative")
-        self._faults.append(Fault(kind, count, method, path, seconds, retry_after))
+        if after and kind != "reset":
+            raise ValueError("after=True only applies to 'reset'")
+        self._faults.append(Fault(kind, count, method, path, seconds, retry_after, after))
 
     def take(self, method: str, path: str) -> Fault | None:
         """Consume one occurrence of the first fault matching this request, if any."""

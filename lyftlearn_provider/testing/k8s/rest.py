@@ -120,6 +120,10 @@ class ApiHandler:
         if fault is not None:
             if fault.kind == "delay":
                 await asyncio.sleep(fault.seconds)
+            elif fault.kind == "reset" and fault.after:
+                with contextlib.suppress(ApiError):
+                    await self._dispatch(request)
+                return self._reset(request)
             elif fault.kind == "reset":
                 return self._reset(request)
             else:
