@@ -37,6 +37,7 @@ def get_provider_info() -> dict[str, Any]:
                     "lyftlearn_provider.hooks.sagemaker",
                     "lyftlearn_provider.hooks.ecr",
                     "lyftlearn_provider.hooks.events",
+                    "lyftlearn_provider.hooks.kubernetes",
                 ],
             }
         ],
