@@ -27,6 +27,7 @@ NO_RETRIES = urllib3.Retry(total=0, connect=0, read=0, redirect=0, status=0)
         ("server_error", 500, "InternalError"),
         ("unavailable", 503, "ServiceUnavailable"),
         ("gateway_timeout", 504, "Timeout"),
+        ("forbidden", 403, "Forbidden"),
     ],
 )
 def test_error_faults_answer_matching_requests_then_are_used_up(

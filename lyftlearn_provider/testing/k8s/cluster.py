@@ -99,9 +99,10 @@ class EmulatedCluster:
         """Make the next ``count`` requests matching ``method`` and ``path`` (a substring) meet a fault.
 
         ``kind`` is ``throttle`` (429 with ``Retry-After: retry_after``), ``server_error`` (500),
-        ``unavailable`` (503), ``gateway_timeout`` (504), ``reset`` (the connection is reset before the
-        request is served, or after it with ``after=True``: the client never hears that its write
-        landed) or ``delay`` (served normally, ``seconds`` late); see ``faults``.
+        ``unavailable`` (503), ``gateway_timeout`` (504), ``forbidden`` (403), ``reset`` (the
+        connection is reset before the request is served, or after it with ``after=True``: the client
+        never hears that its write landed) or ``delay`` (served normally, ``seconds`` late); see
+        ``faults``.
         """
         self.server.call(
             self.server.emulator.faults.inject,

@@ -4,6 +4,8 @@
   answers a client over its share;
 - ``server_error``: ``500 InternalError``; ``unavailable``: ``503 ServiceUnavailable`` (an API server
   restarting behind its load balancer); ``gateway_timeout``: ``504`` from that load balancer;
+- ``forbidden``: ``403 Forbidden``, as RBAC (which the emulator does not otherwise enforce) denies a
+  caller without the permission;
 - ``reset``: no answer at all -- the connection is closed with a TCP RST before the request is served,
   or, with ``after=True``, once it has been served: the write happened, but the client never hears so;
 - ``delay``: the request is served normally, ``seconds`` late (a slow or overloaded API server).
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-FAULT_KINDS = ("throttle", "server_error", "unavailable", "gateway_timeout", "reset", "delay")
+FAULT_KINDS = ("throttle", "server_error", "unavailable", "gateway_timeout", "forbidden", "reset", "delay")
 
 #: (HTTP status, Status reason, Status message) of the faults answered with an error.
 ERRORS: dict[str, tuple[int, str, str]] = {
@@ -24,6 +26,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     "server_error": (500, "InternalError", "Internal error occurred: injected by the emulator"),
     "unavailable": (503, "ServiceUnavailable", "the server is currently unable to handle the request"),
     "gateway_timeout": (504, "Timeout", "the server was unable to return a response in the time allotted"),
+    "forbidden": (
+        403,
+        "Forbidden",
+        'User "system:serviceaccount:airflow:triggerer" cannot perform this request (denied by the emulator)',
+    ),
 }
 
 
