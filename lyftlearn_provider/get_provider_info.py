@@ -44,7 +44,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "LyftLearn",
-                "python-modules": ["lyftlearn_provider.triggers.training"],
+                "python-modules": [
+                    "lyftlearn_provider.triggers.training",
+                    "lyftlearn_provider.triggers.rollout",
+                ],
             }
         ],
         "extra-links": [

@@ -420,6 +420,24 @@ def _fix(namespace: str, name: str, verdict: RolloutVerdict, pod_events: Sequenc
     return f"See its pod events: kubectl -n {namespace} describe deployment {name}."
 
 
+def headline(namespace: str, name: str, verdict: RolloutVerdict, waited_seconds: float) -> str:
+    """Return the sentence (without its final period) saying how a rollout ended after a wait.
+
+    E.g. ``Deployment serving/fraud did not become ready within 600 s (ready 1/3)``.
+
+    :param namespace: the Deployment's namespace.
+    :param name: the Deployment's name.
+    :param verdict: the last verdict.
+    :param waited_seconds: how long the rollout was waited for.
+    """
+    waited = f"{max(0, round(waited_seconds))} s"
+    if verdict.state is RolloutState.FAILED:
+        return f"Deployment {namespace}/{name} failed to roll out after {waited} ({_seen(verdict)})"
+    if verdict.state is RolloutState.ROLLED_OUT:
+        return f"Deployment {namespace}/{name} rolled out after {waited} ({_seen(verdict)})"
+    return f"Deployment {namespace}/{name} did not become ready within {waited} ({_seen(verdict)})"
+
+
 def describe_failure(
     namespace: str,
     name: str,
@@ -435,12 +453,6 @@ def describe_failure(
     :param pod_events: the new pods' warning events, newest first (``DeploymentHook.failing_pod_events``).
     :param waited_seconds: how long the task waited for the rollout.
     """
-    waited = f"{max(0, round(waited_seconds))} s"
-    if verdict.state is RolloutState.FAILED:
-        head = f"Deployment {namespace}/{name} failed to roll out after {waited} ({_seen(verdict)})"
-    elif verdict.state is RolloutState.ROLLED_OUT:
-        head = f"Deployment {namespace}/{name} rolled out after {waited} ({_seen(verdict)})"
-    else:
-        head = f"Deployment {namespace}/{name} did not become ready within {waited} ({_seen(verdict)})"
     events = f"Its pods report: {'; '.join(pod_events)}." if pod_events else "Its pods report no warnings."
-    return f"{head}. {events} {_fix(namespace, name, verdict, pod_events)}"
+    fix = _fix(namespace, name, verdict, pod_events)
+    return f"{headline(namespace, name, verdict, waited_seconds)}. {events} {fix}"

@@ -39,6 +39,7 @@ from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import (
     WaitRetryAfterOrExponential,
 )
 from kubernetes.client.exceptions import ApiException
+from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException
 
 from lyftlearn_provider.exceptions import LyftLearnError
 from lyftlearn_provider.rollouts import (
@@ -95,10 +96,23 @@ class DeploymentNotFound(LyftLearnError):
 
 
 def is_transient(error: BaseException) -> bool:
-    """Return whether a Kubernetes client error is worth retrying: throttling, 5xx, or a lost connection."""
-    if isinstance(error, ApiException):
+    """Return whether a Kubernetes client's error is worth retrying: throttling, 5xx, a lost connection.
+
+    Covers ``kubernetes`` (urllib3) and ``kubernetes_asyncio`` (aiohttp), and a request that timed out.
+    """
+    if isinstance(error, (ApiException, AsyncApiException)):
         return error.status in TRANSIENT_STATUSES
-    return isinstance(error, TRANSIENT_CONNECTION_ERRORS)
+    return isinstance(error, (*TRANSIENT_CONNECTION_ERRORS, TimeoutError, ConnectionError))
+
+
+def retry_after(error: BaseException) -> float | None:
+    """Return the seconds a throttling answer (429) asks to wait with ``Retry-After``, if it says."""
+    if not isinstance(error, (ApiException, AsyncApiException)) or error.status != 429:
+        return None
+    try:
+        return float(str((error.headers or {}).get("Retry-After")))
+    except (TypeError, ValueError):
+        return None
 
 
 _retry_transient = tenacity.retry(
