@@ -32,6 +32,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 import tenacity
+from aiohttp import ClientPayloadError
 from airflow.providers.cncf.kubernetes.hooks.kubernetes import KubernetesHook
 from airflow.providers.cncf.kubernetes.kubernetes_helper_functions import (
     API_RETRIES,
@@ -98,11 +99,14 @@ class DeploymentNotFound(LyftLearnError):
 def is_transient(error: BaseException) -> bool:
     """Return whether a Kubernetes client's error is worth retrying: throttling, 5xx, a lost connection.
 
-    Covers ``kubernetes`` (urllib3) and ``kubernetes_asyncio`` (aiohttp), and a request that timed out.
+    Covers ``kubernetes`` (urllib3) and ``kubernetes_asyncio`` (aiohttp), a request that timed out, and
+    an answer cut off mid-body.
     """
     if isinstance(error, (ApiException, AsyncApiException)):
         return error.status in TRANSIENT_STATUSES
-    return isinstance(error, (*TRANSIENT_CONNECTION_ERRORS, TimeoutError, ConnectionError))
+    return isinstance(
+        error, (*TRANSIENT_CONNECTION_ERRORS, ClientPayloadError, TimeoutError, ConnectionError)
+    )
 
 
 def retry_after(error: BaseException) -> float | None:

@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import aiohttp
 import pytest
+import urllib3
+from kubernetes.client.exceptions import ApiException
+from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException
 
 from lyftlearn_provider.hooks.kubernetes import (
     MAX_EVENT_MESSAGE,
@@ -13,7 +17,9 @@ from lyftlearn_provider.hooks.kubernetes import (
     DeploymentHook,
     DeploymentNotFound,
     event_lines,
+    is_transient,
     label_selector,
+    retry_after,
 )
 from lyftlearn_provider.rollouts import RolloutState, revision_of, rollout_verdict
 from lyftlearn_provider.testing.k8s import RolloutBehavior
@@ -124,6 +130,40 @@ def test_replica_sets_are_those_the_deployment_controls(k8s: EmulatedCluster, ho
 )
 def test_label_selector(selector: dict[str, Any] | None, text: str) -> None:
     assert label_selector(selector) == text
+
+
+def throttled(client_error: type[Exception], after: str | None) -> Exception:
+    error = client_error(status=429, reason="TooManyRequests")
+    error.headers = {"Retry-After": after} if after is not None else None  # type: ignore[attr-defined]
+    return error
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (ApiException(status=503), True),
+        (AsyncApiException(status=429), True),
+        (AsyncApiException(status=504), True),
+        (ApiException(status=409), False),
+        (ApiException(status=404), False),
+        (AsyncApiException(status=403), False),
+        (urllib3.exceptions.ProtocolError("Connection aborted."), True),
+        (aiohttp.ServerDisconnectedError(), True),
+        (aiohttp.ClientPayloadError("cut off"), True),
+        (TimeoutError(), True),
+        (ValueError("bug"), False),
+    ],
+)
+def test_what_is_worth_retrying(error: Exception, transient: bool) -> None:
+    assert is_transient(error) is transient
+
+
+def test_retry_after_is_read_from_throttling_answers_only() -> None:
+    assert retry_after(throttled(ApiException, "3")) == 3.0
+    assert retry_after(throttled(AsyncApiException, "1")) == 1.0
+    assert retry_after(throttled(AsyncApiException, None)) is None
+    assert retry_after(throttled(ApiException, "soon")) is None
+    assert retry_after(ApiException(status=503)) is None
 
 
 def test_reads_ride_out_throttling_and_5xx(k8s: EmulatedCluster, hook: DeploymentHook) -> None:
