@@ -1,5 +1,7 @@
 """Pure rules about Deployment rollouts: the verdict, the revision to roll back to, the failure message.
 
+Also the small pieces those need: label selectors as query text, and warning Events as message lines.
+
 Everything here works on the Kubernetes API's JSON (camelCase dicts, as ``kubectl get -o json``
 prints them) and imports the standard library only, so DAG files, operators, hooks and triggers share
 one rule and tests can state it as a table. The I/O lives in
@@ -10,8 +12,10 @@ one rule and tests can state it as a table. The I/O lives in
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
@@ -368,6 +372,88 @@ def rolled_back(
     )
     body.setdefault("metadata", {})["annotations"] = rollback_annotations(deployment, previous)
     return body
+
+
+# ---------------------------------------------------------------------------------- objects, events
+#: Longest event message kept in a line of :func:`event_lines`.
+MAX_EVENT_MESSAGE = 300
+
+
+def label_selector(selector: Mapping[str, Any] | None) -> str:
+    """Return a ``LabelSelector`` (``matchLabels`` and ``matchExpressions``) as a selector string."""
+    selector = selector or {}
+    terms = [f"{key}={value}" for key, value in sorted((selector.get("matchLabels") or {}).items())]
+    for expression in selector.get("matchExpressions") or []:
+        key, operator = expression["key"], expression["operator"]
+        values = ",".join(expression.get("values") or [])
+        terms.append(
+            {
+                "In": f"{key} in ({values})",
+                "NotIn": f"{key} notin ({values})",
+                "Exists": key,
+                "DoesNotExist": f"!{key}",
+            }[operator]
+        )
+    return ",".join(terms)
+
+
+def _when(event: Mapping[str, Any]) -> tuple[datetime, int]:
+    """Return when an event last happened, and its resourceVersion to order events of the same second."""
+    stamp = (
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+    )
+    try:
+        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        moment = datetime.min
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    try:
+        version = int((event.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        version = 0
+    return moment, version
+
+
+def _pattern(event: Mapping[str, Any]) -> tuple[str, str, str]:
+    """Return what makes two warnings the same problem: kind, reason, and message without object names.
+
+    The names (with the suffix of a pod a ReplicaSet generated) and uid of the object an event is about
+    are masked, so ``pods "fraud-7d9-x2x4q" is forbidden`` and the same about the next pod are one problem.
+    """
+    involved = event.get("involvedObject") or {}
+    message = str(event.get("message") or "")
+    if involved.get("name"):
+        message = re.sub(re.escape(str(involved["name"])) + r"(-[a-z0-9]{5})?(?![a-z0-9-])", "*", message)
+    if involved.get("uid"):
+        message = message.replace(str(involved["uid"]), "*")
+    return str(involved.get("kind") or "object").lower(), str(event.get("reason")), message
+
+
+def event_lines(events: Sequence[Mapping[str, Any]], limit: int) -> list[str]:
+    """Return up to ``limit`` lines, one per distinct problem, newest first, from Kubernetes Events.
+
+    A line names the object of the newest event of its problem, how many other objects had it, and how
+    often it happened: ``pod fraud-7d9-x (and 2 more pods): Failed: Error: ErrImagePull (x6)``.
+    """
+    problems: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
+    for event in sorted(events, key=_when, reverse=True):
+        problems.setdefault(_pattern(event), []).append(event)
+    lines = []
+    for (kind, reason, _), seen in list(problems.items())[:limit]:
+        newest = seen[0]
+        subject = f"{kind} {(newest.get('involvedObject') or {}).get('name')}"
+        others = len({(e.get("involvedObject") or {}).get("name") for e in seen}) - 1
+        if others:
+            subject += f" (and {others} more {kind}{'s' if others > 1 else ''})"
+        message = str(newest.get("message") or "")
+        if len(message) > MAX_EVENT_MESSAGE:
+            message = message[: MAX_EVENT_MESSAGE - 1] + "…"
+        count = sum(int(e.get("count") or 1) for e in seen)
+        lines.append(f"{subject}: {reason}: {message}" + (f" (x{count})" if count > 1 else ""))
+    return lines
 
 
 # ---------------------------------------------------------------------------------- failure message

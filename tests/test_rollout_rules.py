@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 
 from lyftlearn_provider.rollouts import (
+    MAX_EVENT_MESSAGE,
     RolloutEvent,
     RolloutEventStatus,
     RolloutState,
     RolloutVerdict,
     describe_failure,
+    event_lines,
+    label_selector,
     previous_replica_set,
     rollback_annotations,
     rollback_template,
@@ -392,6 +395,75 @@ def test_rolled_back_restores_the_revision_annotations_as_kubectl_does() -> None
     assert "status" not in body
     assert image_of(manifest["spec"]["template"]) == "fraud:v3", "the input is not mutated"
     assert rolled_back(manifest, [replica_set("fraud:v3", 3)]) is None
+
+
+# ------------------------------------------------------------------------------- selectors, events
+@pytest.mark.parametrize(
+    ("selector", "text"),
+    [
+        ({"matchLabels": {"b": "2", "a": "1"}}, "a=1,b=2"),
+        (
+            {
+                "matchLabels": {"app": "x"},
+                "matchExpressions": [
+                    {"key": "tier", "operator": "In", "values": ["web", "api"]},
+                    {"key": "env", "operator": "NotIn", "values": ["dev"]},
+                    {"key": "owner", "operator": "Exists"},
+                    {"key": "legacy", "operator": "DoesNotExist"},
+                ],
+            },
+            "app=x,tier in (web,api),env notin (dev),owner,!legacy",
+        ),
+        (None, ""),
+    ],
+)
+def test_label_selector(selector: dict[str, Any] | None, text: str) -> None:
+    assert label_selector(selector) == text
+
+
+def warning(pod: str, reason: str, message: str, at: str, version: int, count: int = 1) -> dict[str, Any]:
+    return {
+        "metadata": {"name": f"{pod}.{version}", "resourceVersion": str(version)},
+        "involvedObject": {"kind": "Pod", "name": pod, "uid": f"uid-{pod}"},
+        "reason": reason,
+        "message": message,
+        "lastTimestamp": at,
+        "count": count,
+        "type": "Warning",
+    }
+
+
+def test_event_lines_fold_one_problem_of_many_pods_into_one_line_newest_first() -> None:
+    events = [
+        warning(
+            "web-7d9-aaaaa",
+            "BackOff",
+            "Back-off restarting failed container server in pod web-7d9-aaaaa_default(uid-web-7d9-aaaaa)",
+            "2026-01-01T00:00:05Z",
+            10,
+            count=3,
+        ),
+        warning(
+            "web-7d9-bbbbb",
+            "BackOff",
+            "Back-off restarting failed container server in pod web-7d9-bbbbb_default(uid-web-7d9-bbbbb)",
+            "2026-01-01T00:00:07Z",
+            11,
+            count=2,
+        ),
+        warning("web-7d9-aaaaa", "Unhealthy", "Readiness probe failed", "2026-01-01T00:00:06Z", 12),
+        # Same second as the probe failure, written later: newer.
+        warning("web-7d9-aaaaa", "Failed", "x" * (MAX_EVENT_MESSAGE + 50), "2026-01-01T00:00:06Z", 13),
+    ]
+    lines = event_lines(events, limit=5)
+    assert lines[0] == (
+        "pod web-7d9-bbbbb (and 1 more pod): BackOff: Back-off restarting failed container server in pod "
+        "web-7d9-bbbbb_default(uid-web-7d9-bbbbb) (x5)"
+    )
+    assert lines[1] == f"pod web-7d9-aaaaa: Failed: {'x' * (MAX_EVENT_MESSAGE - 1)}…"
+    assert lines[2] == "pod web-7d9-aaaaa: Unhealthy: Readiness probe failed"
+    assert event_lines(events, limit=2) == lines[:2]
+    assert event_lines([], limit=5) == []
 
 
 # ------------------------------------------------------------------------------------ failure message

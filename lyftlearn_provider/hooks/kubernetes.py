@@ -25,10 +25,8 @@ import copy
 import json
 import logging
 import random
-import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import tenacity
@@ -45,6 +43,8 @@ from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiExcepti
 from lyftlearn_provider.exceptions import LyftLearnError
 from lyftlearn_provider.rollouts import (
     current_replica_set,
+    event_lines,
+    label_selector,
     owned_replica_sets,
     revision_of,
     rolled_back,
@@ -63,8 +63,6 @@ ROLLBACK_ATTEMPTS = 5
 #: Items per page when listing, and the most pages one listing reads (a bound, never reached in practice).
 PAGE_SIZE = 500
 MAX_PAGES = 100
-#: Longest event message kept in a line of ``failing_pod_events``.
-MAX_EVENT_MESSAGE = 300
 
 
 class DeploymentConflict(LyftLearnError):
@@ -126,85 +124,6 @@ _retry_transient = tenacity.retry(
     reraise=True,
     before_sleep=tenacity.before_sleep_log(log, logging.WARNING),
 )
-
-
-def label_selector(selector: Mapping[str, Any] | None) -> str:
-    """Return a ``LabelSelector`` (``matchLabels`` and ``matchExpressions``) as a selector string."""
-    selector = selector or {}
-    terms = [f"{key}={value}" for key, value in sorted((selector.get("matchLabels") or {}).items())]
-    for expression in selector.get("matchExpressions") or []:
-        key, operator = expression["key"], expression["operator"]
-        values = ",".join(expression.get("values") or [])
-        terms.append(
-            {
-                "In": f"{key} in ({values})",
-                "NotIn": f"{key} notin ({values})",
-                "Exists": key,
-                "DoesNotExist": f"!{key}",
-            }[operator]
-        )
-    return ",".join(terms)
-
-
-def _name(obj: Mapping[str, Any]) -> str:
-    return str((obj.get("metadata") or {}).get("name"))
-
-
-def _when(event: Mapping[str, Any]) -> tuple[datetime, int]:
-    """Return when an event last happened, and its resourceVersion to order events of the same second."""
-    stamp = (
-        event.get("lastTimestamp")
-        or event.get("eventTime")
-        or (event.get("metadata") or {}).get("creationTimestamp")
-    )
-    try:
-        moment = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
-    except ValueError:
-        moment = datetime.min.replace(tzinfo=timezone.utc)
-    try:
-        version = int((event.get("metadata") or {}).get("resourceVersion") or 0)
-    except ValueError:
-        version = 0
-    return moment, version
-
-
-def _pattern(event: Mapping[str, Any]) -> tuple[str, str, str]:
-    """Return what makes two warnings the same problem: kind, reason, and message without object names.
-
-    The names (with the suffix of a pod a ReplicaSet generated) and uid of the object an event is about
-    are masked, so "pods "fraud-7d9-x2x4q" is forbidden" and the same about the next pod are one problem.
-    """
-    involved = event.get("involvedObject") or {}
-    message = str(event.get("message") or "")
-    if involved.get("name"):
-        message = re.sub(re.escape(str(involved["name"])) + r"(-[a-z0-9]{5})?(?![a-z0-9-])", "*", message)
-    if involved.get("uid"):
-        message = message.replace(str(involved["uid"]), "*")
-    return str(involved.get("kind") or "object").lower(), str(event.get("reason")), message
-
-
-def event_lines(events: Sequence[Mapping[str, Any]], limit: int) -> list[str]:
-    """Return up to ``limit`` lines, one per distinct problem, newest first, from Kubernetes Events.
-
-    A line names the object of the newest event of its problem, how many other objects had it, and how
-    often it happened: ``pod fraud-7d9-x (and 2 more pods): Failed: Error: ErrImagePull (x6)``.
-    """
-    problems: dict[tuple[str, str, str], list[Mapping[str, Any]]] = {}
-    for event in sorted(events, key=_when, reverse=True):
-        problems.setdefault(_pattern(event), []).append(event)
-    lines = []
-    for (kind, reason, _), seen in list(problems.items())[:limit]:
-        newest = seen[0]
-        subject = f"{kind} {(newest.get('involvedObject') or {}).get('name')}"
-        others = len({(e.get("involvedObject") or {}).get("name") for e in seen}) - 1
-        if others:
-            subject += f" (and {others} more {kind}{'s' if others > 1 else ''})"
-        message = str(newest.get("message") or "")
-        if len(message) > MAX_EVENT_MESSAGE:
-            message = message[: MAX_EVENT_MESSAGE - 1] + "…"
-        count = sum(int(e.get("count") or 1) for e in seen)
-        lines.append(f"{subject}: {reason}: {message}" + (f" (x{count})" if count > 1 else ""))
-    return lines
 
 
 class DeploymentHook(KubernetesHook):

@@ -12,13 +12,10 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes_asyncio.client.exceptions import ApiException as AsyncApiException
 
 from lyftlearn_provider.hooks.kubernetes import (
-    MAX_EVENT_MESSAGE,
     DeploymentConflict,
     DeploymentHook,
     DeploymentNotFound,
-    event_lines,
     is_transient,
-    label_selector,
     retry_after,
 )
 from lyftlearn_provider.rollouts import RolloutState, revision_of, rollout_verdict
@@ -107,29 +104,6 @@ def test_replica_sets_are_those_the_deployment_controls(k8s: EmulatedCluster, ho
     deployment = k8s.wait_for(rolled_out(hook, "fraud"), timeout=30, what="v2 rolled out")
     sets = hook.replica_sets(NS, deployment)
     assert [(revision_of(rs), image(rs)) for rs in sets] == [(1, "fraud:v1"), (2, "fraud:v2")]
-
-
-@pytest.mark.parametrize(
-    ("selector", "text"),
-    [
-        ({"matchLabels": {"b": "2", "a": "1"}}, "a=1,b=2"),
-        (
-            {
-                "matchLabels": {"app": "x"},
-                "matchExpressions": [
-                    {"key": "tier", "operator": "In", "values": ["web", "api"]},
-                    {"key": "env", "operator": "NotIn", "values": ["dev"]},
-                    {"key": "owner", "operator": "Exists"},
-                    {"key": "legacy", "operator": "DoesNotExist"},
-                ],
-            },
-            "app=x,tier in (web,api),env notin (dev),owner,!legacy",
-        ),
-        (None, ""),
-    ],
-)
-def test_label_selector(selector: dict[str, Any] | None, text: str) -> None:
-    assert label_selector(selector) == text
 
 
 def throttled(client_error: type[Exception], after: str | None) -> Exception:
@@ -405,48 +379,3 @@ def test_failing_pod_events_include_the_replicaset_that_cannot_create_pods(
     assert line.startswith("replicaset fraud-")
     assert ": FailedCreate: Error creating: pods " in line
     assert 'serviceaccount "model-serving" not found' in line
-
-
-def warning(pod: str, reason: str, message: str, at: str, version: int, count: int = 1) -> dict[str, Any]:
-    return {
-        "metadata": {"name": f"{pod}.{version}", "resourceVersion": str(version)},
-        "involvedObject": {"kind": "Pod", "name": pod, "uid": f"uid-{pod}"},
-        "reason": reason,
-        "message": message,
-        "lastTimestamp": at,
-        "count": count,
-        "type": "Warning",
-    }
-
-
-def test_event_lines_fold_one_problem_of_many_pods_into_one_line_newest_first() -> None:
-    events = [
-        warning(
-            "web-7d9-aaaaa",
-            "BackOff",
-            "Back-off restarting failed container server in pod web-7d9-aaaaa_default(uid-web-7d9-aaaaa)",
-            "2026-01-01T00:00:05Z",
-            10,
-            count=3,
-        ),
-        warning(
-            "web-7d9-bbbbb",
-            "BackOff",
-            "Back-off restarting failed container server in pod web-7d9-bbbbb_default(uid-web-7d9-bbbbb)",
-            "2026-01-01T00:00:07Z",
-            11,
-            count=2,
-        ),
-        warning("web-7d9-aaaaa", "Unhealthy", "Readiness probe failed", "2026-01-01T00:00:06Z", 12),
-        # Same second as the probe failure, written later: newer.
-        warning("web-7d9-aaaaa", "Failed", "x" * (MAX_EVENT_MESSAGE + 50), "2026-01-01T00:00:06Z", 13),
-    ]
-    lines = event_lines(events, limit=5)
-    assert lines[0] == (
-        "pod web-7d9-bbbbb (and 1 more pod): BackOff: Back-off restarting failed container server in pod "
-        "web-7d9-bbbbb_default(uid-web-7d9-bbbbb) (x5)"
-    )
-    assert lines[1] == f"pod web-7d9-aaaaa: Failed: {'x' * (MAX_EVENT_MESSAGE - 1)}…"
-    assert lines[2] == "pod web-7d9-aaaaa: Unhealthy: Readiness probe failed"
-    assert event_lines(events, limit=2) == lines[:2]
-    assert event_lines([], limit=5) == []
