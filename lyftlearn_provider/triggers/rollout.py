@@ -157,8 +157,10 @@ class RolloutTrigger(BaseTrigger):
                     return self._timeout(verdict, time.monotonic() - started, None)
                 await self._pause(jittered(self.poll_interval))
         except Exception as error:
+            # The API's own reason (Forbidden, Unauthorized...) where it gave one, else what broke.
+            reason = getattr(error, "reason", None) if getattr(error, "status", None) else None
             return self._error(
-                type(error).__name__,
+                str(reason or type(error).__name__),
                 f"could not follow the rollout of Deployment {self.namespace}/{self.name}: {_describe(error)}"
                 f"{self._fix(error)}",
                 verdict,

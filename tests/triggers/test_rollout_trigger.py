@@ -263,7 +263,7 @@ async def test_a_forbidden_read_fires_error_saying_which_permission(k8s: Emulate
     await serving_v1(k8s, replicas=1)
     await off_loop(k8s.inject_fault, "forbidden", method="GET", path="/deployments/fraud")
     event = await only_event(make_trigger())
-    assert (event.status, event.reason) == (RolloutEventStatus.ERROR, "ApiException")
+    assert (event.status, event.reason) == (RolloutEventStatus.ERROR, "Forbidden")
     assert event.message == (
         "could not follow the rollout of Deployment default/fraud: HTTP 403 Forbidden; allow the identity of "
         "connection 'kubernetes_default' to get deployments.apps in namespace default"
@@ -272,6 +272,6 @@ async def test_a_forbidden_read_fires_error_saying_which_permission(k8s: Emulate
 
 async def test_an_unknown_connection_fires_error_with_the_deployment(k8s: EmulatedCluster) -> None:
     event = await only_event(make_trigger(kubernetes_conn_id="no_such_connection"))
-    assert event.status is RolloutEventStatus.ERROR
+    assert (event.status, event.reason) == (RolloutEventStatus.ERROR, "AirflowNotFoundException")
     assert event.message.startswith("could not follow the rollout of Deployment default/fraud: ")
     assert "no_such_connection" in event.message
