@@ -39,13 +39,17 @@ def get_provider_info() -> dict[str, Any]:
                     "lyftlearn_provider.hooks.sagemaker",
                     "lyftlearn_provider.hooks.ecr",
                     "lyftlearn_provider.hooks.events",
+                    "lyftlearn_provider.hooks.kubernetes",
                 ],
             }
         ],
         "triggers": [
             {
                 "integration-name": "LyftLearn",
-                "python-modules": ["lyftlearn_provider.triggers.training"],
+                "python-modules": [
+                    "lyftlearn_provider.triggers.training",
+                    "lyftlearn_provider.triggers.rollout",
+                ],
             }
         ],
         "extra-links": [

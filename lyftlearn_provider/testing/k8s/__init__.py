@@ -33,6 +33,9 @@ operators using the ``kubernetes_default`` connection need no change. Its handle
   ReplicaSets never become available, so the rollout stalls (the old pods keep serving) and
   reports ``ProgressDeadlineExceeded`` after ``spec.progressDeadlineSeconds``.
 - ``fail_images_containing("broken")``: any pod whose image contains the marker fails to pull it.
+- ``inject_fault("throttle", count=3, method="GET", path="/deployments/ranker")``: the next matching
+  requests get ``429`` (with ``Retry-After``), ``500``, ``503``, ``504``, ``403``, a connection reset,
+  or a delay, as an overloaded or restarting API server gives them; ``faults()`` lists what is left.
 - ``objects("pods")``, ``get("deploy", name)``, ``events(pod_name)``, ``pod_logs(pod_name)``,
   ``requests()``, ``wait_for(condition)``.
 

@@ -40,6 +40,7 @@ from lyftlearn_provider.testing.k8s.behaviors import (
 from lyftlearn_provider.testing.k8s.deployments import DeploymentController
 from lyftlearn_provider.testing.k8s.errors import ApiError
 from lyftlearn_provider.testing.k8s.events import EventRecorder
+from lyftlearn_provider.testing.k8s.faults import FaultInjector
 from lyftlearn_provider.testing.k8s.kubelet import ExecHandler, FakeKubelet
 from lyftlearn_provider.testing.k8s.meta import (
     Obj,
@@ -140,6 +141,8 @@ class KubernetesEmulator:
         self.deployments = DeploymentController(self.store, self.events, self.behaviors, self, self.queue)
         #: ``(method, path with query)`` of every request served, for tests that assert on traffic.
         self.requests: list[tuple[str, str]] = []
+        #: Faults the HTTP layer answers matching requests with (see ``faults``).
+        self.faults = FaultInjector()
         self._seed()
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -148,7 +151,8 @@ class KubernetesEmulator:
         self.queue.attach(loop)
 
     def reset(self) -> None:
-        """Return to a fresh cluster: no objects but the initial namespaces, no behaviours, no requests."""
+        """Return to a fresh cluster: only the initial namespaces; no behaviours, faults or requests."""
+        self.faults.clear()
         self.queue.clear()
         self.kubelet.clear()
         self.behaviors.clear()

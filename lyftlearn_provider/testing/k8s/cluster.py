@@ -85,6 +85,40 @@ class EmulatedCluster:
         """Make every pod whose container image contains ``marker`` fail (default: the pull fails)."""
         self.server.call(self.server.emulator.fail_images_containing, marker, failure)
 
+    def inject_fault(
+        self,
+        kind: str,
+        count: int = 1,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        seconds: float = 0.0,
+        retry_after: int = 1,
+        after: bool = False,
+    ) -> None:
+        """Make the next ``count`` requests matching ``method`` and ``path`` (a substring) meet a fault.
+
+        ``kind`` is ``throttle`` (429 with ``Retry-After: retry_after``), ``server_error`` (500),
+        ``unavailable`` (503), ``gateway_timeout`` (504), ``forbidden`` (403), ``reset`` (the
+        connection is reset before the request is served, or after it with ``after=True``: the client
+        never hears that its write landed) or ``delay`` (served normally, ``seconds`` late); see
+        ``faults``.
+        """
+        self.server.call(
+            self.server.emulator.faults.inject,
+            kind,
+            count,
+            method=method,
+            path=path,
+            seconds=seconds,
+            retry_after=retry_after,
+            after=after,
+        )
+
+    def faults(self) -> list[dict[str, object]]:
+        """Return the injected faults not yet used up."""
+        return self.server.call(self.server.emulator.faults.pending)
+
     def on_exec(self, handler: ExecHandler) -> None:
         """Answer ``pods/exec`` requests with ``handler`` first (return ``None`` to pass one on)."""
         self.server.call(self.server.emulator.add_exec_handler, handler)

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
+import struct
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +25,7 @@ from multidict import MultiMapping
 from lyftlearn_provider.testing.k8s import errors
 from lyftlearn_provider.testing.k8s.apiserver import KubernetesEmulator, apply_patch
 from lyftlearn_provider.testing.k8s.errors import ApiError, status_body
+from lyftlearn_provider.testing.k8s.faults import ERRORS
 from lyftlearn_provider.testing.k8s.kubelet import ExecRequest, ExecResult
 from lyftlearn_provider.testing.k8s.meta import Obj, parse_time, utcnow
 from lyftlearn_provider.testing.k8s.resources import (
@@ -111,12 +114,39 @@ class ApiHandler:
         return app
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Answer one request; API errors become ``Status`` responses."""
+        """Answer one request; API errors become ``Status`` responses, injected faults their own answer."""
         self.emulator.requests.append((request.method, request.path_qs))
+        fault = self.emulator.faults.take(request.method, request.path_qs)
+        if fault is not None:
+            if fault.kind == "delay":
+                await asyncio.sleep(fault.seconds)
+            elif fault.kind == "reset" and fault.after:
+                with contextlib.suppress(ApiError):
+                    await self._dispatch(request)
+                return self._reset(request)
+            elif fault.kind == "reset":
+                return self._reset(request)
+            else:
+                code, reason, message = ERRORS[fault.kind]
+                headers = {"Retry-After": str(fault.retry_after)} if fault.kind == "throttle" else None
+                return web.json_response(status_body(code, reason, message), status=code, headers=headers)
         try:
             return await self._dispatch(request)
         except ApiError as error:
             return web.json_response(error.to_status(), status=error.code)
+
+    @staticmethod
+    def _reset(request: web.Request) -> web.StreamResponse:
+        """Close the request's connection with a TCP RST instead of answering."""
+        transport = request.transport
+        if transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # Linger 0 makes the close send an RST rather than a FIN: the client sees "connection reset".
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        # Never sent: the connection is gone.
+        return web.Response(status=500)
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
