@@ -367,14 +367,3 @@ def serving_record(deployment: Mapping[str, Any]) -> ServingRecord | None:
     if recorded is not None:
         return recorded
     return ServingRecord.from_annotations((deployment.get("metadata") or {}).get("annotations"))
-
-
-def with_record(deployment: Mapping[str, Any], record: ServingRecord | None) -> dict[str, Any]:
-    """Return the Deployment with its own annotations saying ``record`` serves (None: nothing of ours)."""
-    updated = copy.deepcopy(dict(deployment))
-    annotations = updated.setdefault("metadata", {}).setdefault("annotations", {})
-    for key in _RECORD_KEYS.values():
-        annotations.pop(ANNOTATION_PREFIX + key, None)
-    if record is not None:
-        annotations.update(record.to_annotations())
-    return updated

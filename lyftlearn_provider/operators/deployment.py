@@ -32,7 +32,6 @@ from lyftlearn_provider.serving import (
     serving_container,
     serving_deployment,
     serving_record,
-    with_record,
 )
 from lyftlearn_provider.validation import is_templated, require_int
 
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
 
     from lyftlearn_provider.hooks.kubernetes import DeploymentHook
+    from lyftlearn_provider.rollouts import RolloutVerdict
 
 #: Writes of the Deployment that may lose a compare-and-swap race before the task gives up.
 MAX_CONFLICTS = 5
@@ -250,25 +250,32 @@ class DeployModelOperator(SpecOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Conclude on the rollout trigger's event; if the trigger could not watch, watch from here."""
+        from lyftlearn_provider.rollouts import RolloutEvent, RolloutEventStatus
+
         state = self._state(context)
-        event = event or {}
-        status = event.get("status")
-        if status not in ("rolled_out", "failed", "timeout"):
+        try:
+            fired = RolloutEvent.from_payload(event)
+        except ValueError:
+            fired = None
+        if fired is None or fired.status is RolloutEventStatus.ERROR or fired.verdict is None:
             self.log.warning(
                 "The rollout trigger could not watch %s (%s); watching from this worker.",
                 self.where,
-                event.get("message"),
+                fired.message if fired else event,
             )
-            status, summary, reason = self._watch(state)
+            status, verdict = self._watch(state)
         else:
-            summary, reason = event.get("summary", ""), event.get("reason")
-        return self._conclude(context, state, status, summary, reason)
+            status, verdict = fired.status.value, fired.verdict
+        return self._conclude(context, state, status, verdict)
 
     def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
         """A deferral that timed out is a rollout that timed out: roll it back like any failed one."""
         if next_method == TRIGGER_FAILED and (next_kwargs or {}).get("error") == DEFERRAL_TIMEOUT:
+            from lyftlearn_provider.rollouts import rollout_verdict
+
             state = self._state(context)
-            return self._conclude(context, state, "timeout", "the deferral timed out", None)
+            verdict = rollout_verdict(self._read(), generation=state["generation"])
+            return self._conclude(context, state, "timeout", verdict)
         return super().resume_execution(next_method, next_kwargs, context)
 
     # ------------------------------------------------------------------ steps
@@ -520,81 +527,67 @@ class DeployModelOperator(SpecOperator):
                 ),
                 method_name="execute_complete",
             )
-        outcome, summary, reason = self._watch(state)
-        return self._conclude(context, state, outcome, summary, reason)
+        status, verdict = self._watch(state)
+        return self._conclude(context, state, status, verdict)
 
-    def _watch(self, state: dict[str, Any]) -> tuple[str, str, str | None]:
+    def _watch(self, state: dict[str, Any]) -> tuple[str, RolloutVerdict]:
         """Follow the rollout from the worker until it is rolled out, fails, or its deadline passes."""
         from lyftlearn_provider.rollouts import RolloutState, rollout_verdict
 
         while True:
-            deployment = self._read()
-            observed = (deployment.get("status") or {}).get("observedGeneration") or 0
-            verdict = rollout_verdict(deployment)
-            caught_up = state["generation"] is None or observed >= state["generation"]
-            if caught_up and verdict.state is RolloutState.ROLLED_OUT:
-                return "rolled_out", verdict.summary, None
-            if caught_up and verdict.state is RolloutState.FAILED:
-                return "failed", verdict.summary, verdict.reason
+            verdict = rollout_verdict(self._read(), generation=state["generation"])
+            if verdict.state is RolloutState.ROLLED_OUT:
+                return "rolled_out", verdict
+            if verdict.state is RolloutState.FAILED:
+                return "failed", verdict
             if time.time() >= state["deadline"]:
-                return "timeout", verdict.summary, verdict.reason
+                return "timeout", verdict
             time.sleep(min(self.poll_interval, max(0.0, state["deadline"] - time.time())))
 
     def _conclude(
-        self, context: Context, state: dict[str, Any], status: str, summary: str, reason: str | None
+        self, context: Context, state: dict[str, Any], status: str, verdict: RolloutVerdict
     ) -> dict[str, Any]:
+        from lyftlearn_provider.rollouts import describe_failure
+
         model = Model(**state["model"])
         previous = ServingRecord(**state["previous"]) if state.get("previous") else None
         if status == "rolled_out":
-            self.log.info("Deployment %s rolled out model %s: %s.", self.where, model.uri, summary)
-            return self._result(state["status"], model, previous, rollout=summary, started=state["started"])
-        from lyftlearn_provider.rollouts import RolloutState, RolloutVerdict, describe_failure
-
-        deployment = self._read()
-        events = self.hook.failing_pod_events(self.namespace, deployment)
-        verdict = RolloutVerdict(
-            RolloutState.FAILED, summary, reason or ("timed out" if status == "timeout" else None)
-        )
+            self.log.info("Deployment %s rolled out model %s: %s.", self.where, model.uri, verdict.summary)
+            return self._result(
+                state["status"], model, previous, rollout=verdict.summary, started=state["started"]
+            )
+        # Read the failing pods' events before rolling back: they belong to the current template.
+        events = self.hook.failing_pod_events(self.namespace, self._read())
         message = describe_failure(
             self.namespace, self.deployment, verdict, events, time.time() - state["started"]
         )
         if self.rollback:
-            message += " " + self._roll_back()
+            message += " " + self._roll_back(state["generation"])
         raise DeployError(message)
 
-    def _roll_back(self) -> str:
+    def _roll_back(self, generation: int | None) -> str:
         """Undo the rollout (the previous revision), wait for that one too, and say what serves now."""
-        restored = self.hook.roll_back(self.namespace, self.deployment)
+        from lyftlearn_provider.hooks.kubernetes import DeploymentConflict
+
+        try:
+            restored = self.hook.roll_back(self.namespace, self.deployment, expected_generation=generation)
+        except DeploymentConflict as error:
+            return f"Not rolled back: {error} (someone changed the Deployment since this task wrote it)."
         if restored is None:
             return "There is no previous revision to roll back to; fix the model or the Deployment."
         state = {
             "generation": restored["metadata"].get("generation"),
             "deadline": time.time() + self._rollout_timeout(),
         }
-        outcome, summary, _ = self._watch(state)
-        serving = self._record_what_serves()
+        status, verdict = self._watch(state)
+        serving = serving_record(self._read())
         what = f"model {serving.model_uri} ({serving.image})" if serving else "the previous revision"
-        if outcome == "rolled_out":
-            return f"Rolled back: {what} serves again ({summary})."
+        if status == "rolled_out":
+            return f"Rolled back: {what} serves again ({verdict.summary})."
         return (
-            f"Rolled back to {what}, but that rollout has not completed either ({summary}); look at the "
-            "Deployment."
+            f"Rolled back to {what}, but that rollout has not completed either ({verdict.summary}); look "
+            "at the Deployment."
         )
-
-    def _record_what_serves(self) -> ServingRecord | None:
-        """After a rollback, make the Deployment's own annotations name what its pods serve again."""
-        from lyftlearn_provider.hooks.kubernetes import DeploymentConflict
-
-        for _ in range(MAX_CONFLICTS):
-            deployment = self._read()
-            template = (deployment["spec"]["template"].get("metadata") or {}).get("annotations")
-            serving = ServingRecord.from_annotations(template)
-            try:
-                self.hook.replace_deployment(with_record(deployment, serving))
-                return serving
-            except DeploymentConflict:
-                continue
-        return None
 
     def _state(self, context: Context) -> dict[str, Any]:
         ti = context["ti"]
