@@ -141,3 +141,23 @@ def test_print_the_table():
     assert len(TABLE) >= len(AT_PARSE_TIME)
     for case, field, when, message in TABLE:
         print(f"| {case} | `{field}` | {when} | {message} |")
+
+
+VALIDATE_AT_PARSE_TIME: list[tuple[dict[str, Any], str]] = [
+    ({}, "training_result"),
+    ({"training_result": {"image": "x"}, "model_uri": "s3://m/model.tar.gz"}, "training_result"),
+    ({"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud:1", "model_uri": "s3://m/m.tgz"}, "image"),
+    ({"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud@sha256:" + "a" * 64}, "model_uri"),
+    ({"image": "repo@sha256:" + "a" * 64, "model_uri": "s3://my..bucket/m.tgz"}, "model_uri"),
+    ({"training_result": {"image": "later"}, "namespace": "ML"}, "namespace"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "field"), VALIDATE_AT_PARSE_TIME)
+def test_bad_validation_input_fails_when_the_dag_is_parsed(arguments, field):
+    from lyftlearn_provider import ValidateModelOperator
+
+    with pytest.raises(InvalidSpecError) as raised:
+        ValidateModelOperator(task_id="validate", spec=make_spec(), **arguments)
+    assert raised.value.field == field
+    assert raised.value.fix

@@ -301,3 +301,18 @@ def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs, field):
     with pytest.raises(InvalidSpecError) as raised:
         deploy(**{"result": MODEL_A, **kwargs}) if "training_result" not in kwargs else deploy(**kwargs)
     assert raised.value.field == field
+
+
+def test_a_value_airflow_masks_never_reaches_the_deployment(k8s, serving):
+    # R7: a sensitive Variable templated into the serving environment would sit in the pod template.
+    from airflow.sdk.log import mask_secret
+
+    mask_secret("hunter2-very-secret")
+    leaky = RuntimeSpec(**{**vars(SPEC), "environment": {"API_TOKEN": "hunter2-very-secret"}})
+    before = writes(k8s)
+    with pytest.raises(InvalidSpecError) as raised:
+        run(deploy(MODEL_A, spec=leaky))
+    assert raised.value.field == "spec.environment['API_TOKEN']"
+    assert "hunter2" not in str(raised.value)
+    assert writes(k8s) == before
+    assert "hunter2" not in str(k8s.get("Deployment", "fraud"))

@@ -13,6 +13,7 @@ from lyftlearn_provider.testing._airflow_db import task_states, xcom_value
 from lyftlearn_provider.testing.k8s import PodBehavior
 
 DAGS = Path(__file__).resolve().parent / "dags" / "e2e_serving.py"
+ROLE = "arn:aws:iam::123456789012:role/lyftlearn-training"
 FAST_JOBS = {"Starting": 0.2, "Downloading": 0.2, "Training": 0.3, "Uploading": 0.1}
 
 pytestmark = pytest.mark.usefixtures("airflow_db", "guarded")
@@ -96,3 +97,45 @@ def test_a_failing_validation_fails_the_task_and_keeps_the_pod_for_its_events(aw
     assert (states["train"], states["validate"]) == ("success", "failed")
     kept = [pod for pod in k8s.objects("pods") if pod["metadata"]["labels"].get("task_id") == "validate"]
     assert len(kept) == 1
+
+
+def test_train_validate_deploy_run_the_digest_that_trained_though_the_tag_moved(aws, k8s, training_image):
+    service_account(k8s)
+    k8s.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "fraud-serving", "annotations": {"eks.amazonaws.com/role-arn": ROLE}},
+        }
+    )
+    k8s.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "fraud"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "fraud"}},
+                "template": {
+                    "metadata": {"labels": {"app": "fraud"}},
+                    "spec": {
+                        "serviceAccountName": "fraud-serving",
+                        "containers": [{"name": "server", "image": "serving@sha256:" + "0" * 64}],
+                    },
+                },
+            },
+        }
+    )
+    aws.control.autopilot(phases=FAST_JOBS, metrics={"validation:auc": 0.91})
+    k8s.on_pod(PodBehavior(xcom={"ok": True}), labels={"task_id": "validate"})
+    dagrun = run("lyftlearn_e2e_loop")
+    states = task_states(dagrun.dag_id, dagrun.run_id)
+    assert str(dagrun.state) == "success", states
+    trained = xcom_value(dagrun.dag_id, dagrun.run_id, "train")
+    moved = xcom_value(dagrun.dag_id, dagrun.run_id, "move_the_tag")
+    assert trained["image"].endswith(training_image) and moved != training_image  # the tag moved
+    assert xcom_value(dagrun.dag_id, dagrun.run_id, "validate")["image"] == trained["image"]
+    deployed = xcom_value(dagrun.dag_id, dagrun.run_id, "deploy")
+    assert (deployed["status"], deployed["image"]) == ("deployed", trained["image"])
+    serving = k8s.get("Deployment", "fraud")
+    assert serving["spec"]["template"]["spec"]["containers"][0]["image"] == trained["image"]

@@ -40,3 +40,49 @@ for mode in ("deferrable", "sync"):
             execution_timeout=dt.timedelta(seconds=90),
         )
     globals()[f"{mode}_dag"] = dag
+
+# The whole loop, with the image's tag moved to another build between training and validation: what
+# validates and serves must still be the digest that trained.
+with DAG(
+    dag_id="lyftlearn_e2e_loop",
+    schedule=None,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+    default_args={"retries": 0},
+) as loop_dag:
+    from airflow.sdk import task
+
+    from lyftlearn_provider import DeployModelOperator, ModelGate
+
+    @task
+    def move_the_tag() -> str:
+        import boto3
+
+        from lyftlearn_provider.testing.aws.images import push_image
+
+        ecr = boto3.client("ecr")
+        push_image(ecr, "fraud-model", "1-previous", soci="v2", build="fraud-model:1")  # moto drops untagged
+        return push_image(ecr, "fraud-model", "1", soci="v2", build="a later build")
+
+    train = TrainModelOperator(task_id="train", spec=SPEC, deferrable=True, poll_interval=0.2)
+    validate = ValidateModelOperator(
+        task_id="validate",
+        spec=VALIDATION,
+        training_result=train.output,
+        deferrable=True,
+        poll_interval=0.5,
+        startup_timeout_seconds=30,
+        execution_timeout=dt.timedelta(seconds=90),
+    )
+    deploy = DeployModelOperator(
+        task_id="deploy",
+        spec=SPEC,
+        training_result=train.output,
+        namespace="default",
+        deployment="fraud",
+        container="server",
+        gate=ModelGate(at_least={"validation:auc": 0.85}),
+        deferrable=True,
+        poll_interval=0.5,
+        rollout_timeout_seconds=60,
+    )
+    train >> move_the_tag() >> validate >> deploy
