@@ -316,3 +316,35 @@ def test_a_value_airflow_masks_never_reaches_the_deployment(k8s, serving):
     assert "hunter2" not in str(raised.value)
     assert writes(k8s) == before
     assert "hunter2" not in str(k8s.get("Deployment", "fraud"))
+
+
+def test_a_lost_compare_and_swap_reads_again_and_decides_again(k8s, serving):
+    # Another deploy lands between this task's read and its write: the write meets 409, the task reads
+    # the Deployment again and decides on what serves now — here, a newer model: it skips.
+    run(deploy(MODEL_A))
+    racing = deploy(trained("9", "2026-11-28T15:30:00+00:00"))
+    real_replace = racing.hook.replace_deployment
+    raced: list[str] = []
+
+    def replace_after_a_rival(body: dict[str, Any]) -> dict[str, Any]:
+        if not raced:
+            raced.append(run(deploy(MODEL_B), run_id="scheduled__2026-11-28T16:00:00+00:00")["status"])
+        return real_replace(body)  # still carries the resourceVersion it read: the cluster answers 409
+
+    racing.hook.replace_deployment = replace_after_a_rival  # type: ignore[method-assign]
+    with pytest.raises(AirflowSkipException, match="newer than this run's"):
+        run(racing, run_id="scheduled__2026-11-28T15:30:00+00:00")
+    assert raced == ["deployed"]
+    assert container(k8s)["image"] == MODEL_B["image"]
+
+
+def test_the_deployment_link_follows_the_configured_console(monkeypatch):
+    from lyftlearn_provider.links.kubernetes import deployment_url
+
+    template = "https://k8s.example.com/#/deployment/{namespace}/{name}"
+    assert (
+        deployment_url(template, "ml-serving", "fraud")
+        == "https://k8s.example.com/#/deployment/ml-serving/fraud"
+    )
+    assert deployment_url("https://k8s.example.com/{cluster}", "ml", "fraud") == ""  # an unknown field
+    assert DeployModelOperator.operator_extra_links[0].name == "Serving Deployment"
