@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from lyftlearn_provider.status import TRAINING, iso, to_datetime
 
@@ -69,9 +69,17 @@ class JobResult(Protocol):
         ...
 
 
-def _with_data_interval(data: dict[str, Any]) -> dict[str, Any]:
-    data["data_interval"] = {"start": data.pop("data_interval_start"), "end": data.pop("data_interval_end")}
-    return data
+class _XComResult:
+    """A result dataclass with a run's data interval, pushed to XCom as one JSON-safe dict."""
+
+    def to_xcom(self) -> dict[str, Any]:
+        """Return the result as the JSON-safe dict the task pushes to XCom."""
+        data = dataclasses.asdict(cast(Any, self))  # every subclass is a dataclass
+        data["data_interval"] = {
+            "start": data.pop("data_interval_start"),
+            "end": data.pop("data_interval_end"),
+        }
+        return data
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -91,7 +99,7 @@ class WarmPool:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class TrainingResult:
+class TrainingResult(_XComResult):
     """What a finished training task returns, the same on every backend.
 
     Fields a backend cannot know are None (a pod has no ARN, billable seconds or warm pool).
@@ -139,10 +147,6 @@ class TrainingResult:
     data_interval_start: str | None
     data_interval_end: str | None
 
-    def to_xcom(self) -> dict[str, Any]:
-        """Return the result as the JSON-safe dict the task pushes to XCom."""
-        return _with_data_interval(dataclasses.asdict(self))
-
     def describe_startup(self) -> str:
         """Return one log line that explains where the job's start-up time went."""
         parts = ", ".join(f"{status} {seconds:.1f}s" for status, seconds in self.startup_seconds.items())
@@ -151,7 +155,7 @@ class TrainingResult:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class ValidationResult:
+class ValidationResult(_XComResult):
     """What a finished validation task returns: the program's own report, and where and how it ran.
 
     :param job_name: the validation pod.
@@ -184,10 +188,6 @@ class ValidationResult:
     ended_at: str | None
     data_interval_start: str | None
     data_interval_end: str | None
-
-    def to_xcom(self) -> dict[str, Any]:
-        """Return the result as the JSON-safe dict the task pushes to XCom."""
-        return _with_data_interval(dataclasses.asdict(self))
 
 
 def from_training_job(

@@ -311,9 +311,7 @@ class DeployModelOperator(SpecOperator):
         from lyftlearn_provider.rendering.kubernetes import render_container
 
         ti = context["ti"]
-        name = training_job_name(
-            dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, prefix=self.job_name_prefix
-        )
+        name = self._name(context)
         run_environment = {
             "LYFTLEARN_DAG_ID": ti.dag_id,
             "LYFTLEARN_TASK_ID": ti.task_id,
@@ -332,6 +330,13 @@ class DeployModelOperator(SpecOperator):
             model_uri=model.uri,
         )
         return {entry["name"]: entry["value"] for entry in container["env"]}
+
+    def _name(self, context: Context) -> str:
+        """Return the name this task gives what it starts (``LYFTLEARN_JOB_NAME``, the deploy pod)."""
+        ti = context["ti"]
+        return training_job_name(
+            dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, prefix=self.job_name_prefix
+        )
 
     def _deployed_by(self, context: Context) -> str:
         ti = context["ti"]
@@ -392,9 +397,7 @@ class DeployModelOperator(SpecOperator):
         if lease is None:
             return None
         ti = context["ti"]
-        name = training_job_name(
-            dag_id=ti.dag_id, task_id=ti.task_id, run_id=ti.run_id, prefix=self.job_name_prefix
-        )
+        name = self._name(context)
         variables = {
             "LYFTLEARN_DEPLOY_NAMESPACE": self.namespace,
             "LYFTLEARN_DEPLOY_DEPLOYMENT": self.deployment,
