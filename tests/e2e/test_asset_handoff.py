@@ -66,3 +66,10 @@ def test_the_serving_dag_validates_exactly_what_the_training_dag_trained(aws, k8
     assert (report["model_uri"], report["image"]) == (model["model_artifact_uri"], model["image"])
     assert report["training_job"] == model["job_name"]
     assert report["output"] == {"smoke_auc": 0.88}
+    # Whatever retries the upstream defer-exit race cost (see the DAG file), one job trained and one
+    # validation pod ran: a retry adopts, it never starts a second of either.
+    assert len(aws.control.calls(action="CreateTrainingJob")) == 1
+    pod_creates = [
+        path for method, path in k8s.requests() if method == "POST" and path.split("?")[0].endswith("/pods")
+    ]
+    assert len(pod_creates) == 1, pod_creates
