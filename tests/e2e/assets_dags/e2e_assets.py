@@ -5,7 +5,7 @@ scheduled on that asset and reads the model — URI, pinned image, metrics, data
 event that triggered its run. Run by tests on ``airflow standalone`` (the scheduler makes the link).
 
 Both DAGs retry once, as production DAGs should: Airflow 3.3.2 can fail a task whose trigger fired
-just as the executor reported the deferral's exit (apache/airflow#67287, #72716; fixed by #72767),
+just as the executor reported the deferral's exit (apache/airflow#72716, #71580; still open),
 and our retry adopts the finished job instead of starting another one.
 """
 
