@@ -20,6 +20,7 @@ from lyftlearn_provider.operators.jobs import (
     SpecOperator,
     check_poll_interval,
     refuse_masked_secrets,
+    skip_task,
 )
 from lyftlearn_provider.operators.validation import check_model_sources, resolve_model
 from lyftlearn_provider.runtime import RuntimeSpec
@@ -490,13 +491,8 @@ class DeployModelOperator(SpecOperator):
         return float(DEFAULT_ROLLOUT_TIMEOUT_SECONDS)
 
     def _skip(self, context: Context, model: Model, current: ServingRecord | None, reason: str) -> None:
-        from airflow.sdk.exceptions import AirflowSkipException
-
         self.log.warning("Not deploying model %s to %s: %s", model.uri, self.where, reason)
-        context["ti"].xcom_push(
-            key="return_value", value=self._result("skipped", model, current, reason=reason)
-        )
-        raise AirflowSkipException(reason)
+        skip_task(context, self._result("skipped", model, current, reason=reason), reason)
 
     def _wait(
         self,

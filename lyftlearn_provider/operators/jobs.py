@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
 
 from airflow.sdk import BaseOperator
 
@@ -112,6 +112,18 @@ def template_error(field: str, error: Exception) -> InvalidSpecError:
         "Fix the template; the names it may use are Airflow's template variables (a run triggered "
         "without a logical date gets data_interval_*, ds and ts from its run_after).",
     )
+
+
+def skip_task(context: Context, result: Mapping[str, Any], reason: str) -> NoReturn:
+    """Skip the task on purpose: ``result`` (with the reason) becomes its XCom, then the skip is raised.
+
+    A skip says "not this model, by design" (a gate, never backwards), which a failure would not: the
+    run stays green and nothing downstream of the task runs.
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    context["ti"].xcom_push(key="return_value", value=dict(result))
+    raise AirflowSkipException(reason)
 
 
 class SpecOperator(BaseOperator):
