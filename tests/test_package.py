@@ -91,3 +91,8 @@ def test_example_dags_import_without_errors(path):
     bag = DagBag(dag_folder=str(path))
     assert bag.import_errors == {}
     assert bag.dags, f"{path.name} defines no DAG"
+    for dag in bag.dags.values():
+        # What a user reads first, in the DAG list and on the DAG's page.
+        assert dag.description and len(dag.description) <= 120, dag.dag_id
+        assert dag.doc_md and dag.doc_md.strip().startswith("###"), dag.dag_id
+        assert "example" in dag.tags, dag.dag_id
