@@ -128,3 +128,72 @@ def test_the_daily_retrain_backfilled_behind_a_newer_live_run_trains_each_day_on
     again = dag.test(logical_date=days[0], run_after=days[0])
     succeeded(again, "churn.train")
     assert len(aws.control.jobs()) == len(days)
+
+
+def test_several_models_each_retrain_and_serve_through_their_own_pipeline(aws, k8s, emulators):
+    aws.control.autopilot(phases=FAST_JOBS, metrics={"validation:rmse": 0.3})
+    dag = load("example_retrain_several_models.py", "lyftlearn_retrain_several_models")
+    dagrun = dag.test(logical_date=None)
+    states = succeeded(dagrun, "eta.train", "eta.gate", "eta.deploy", "supply.train", "supply.gate")
+    assert len(aws.control.jobs()) == 2  # one job per model
+    for name in ("eta", "supply"):
+        trained = xcom_value(dag.dag_id, dagrun.run_id, f"{name}.train")
+        assert trained["image"].split("@")[0].endswith(f"/{name}-model")
+        assert states[f"{name}.deploy"] == "success", states
+        assert serving(k8s, f"{name}-model")["lyftlearn.io/model-uri"] == trained["model_artifact_uri"]
+
+
+def test_the_migration_example_trains_the_same_spec_as_a_pod(aws, k8s, emulators):
+    returned = {"model_artifact_uri": "s3://lyftlearn-models/fraud/pod/model.tar.gz", "metrics": {"auc": 0.9}}
+    k8s.on_pod(PodBehavior(xcom=returned), labels={"task_id": "train"})
+    dag = load("example_train_on_kubernetes.py", "lyftlearn_train_on_kubernetes")
+    dagrun = dag.test(logical_date=None)
+    succeeded(dagrun, "train")
+    result = xcom_value(dag.dag_id, dagrun.run_id, "train")
+    assert (result["backend"], result["model_artifact_uri"]) == ("kubernetes", returned["model_artifact_uri"])
+    assert result["data_interval"]["end"] is not None  # the manual-run interval reached the pod's contract
+    assert aws.control.jobs() == []  # nothing ran on SageMaker
+    created = [path for method, path in k8s.requests() if method == "POST" and path.endswith("/pods")]
+    assert len(created) == 1, created  # one pod for the run
+
+
+def test_two_dags_joined_by_the_models_asset(aws, k8s, emulators, monkeypatch):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    aws.control.autopilot(phases=FAST_JOBS, metrics={"validation:mae": 1.9})
+    training = load("example_model_asset_handoff.py", "lyftlearn_train_pricing_model")
+    trained_run = training.test(logical_date=None)
+    succeeded(trained_run, "train")
+    trained = xcom_value(training.dag_id, trained_run.run_id, "train")
+    with create_session() as session:
+        event_id = session.scalar(
+            select(AssetEvent.id)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "pricing_model")
+            .order_by(AssetEvent.id.desc())
+        )
+    assert event_id is not None
+
+    # The scheduler's one part in the hand-off: a run of the serving DAG that consumed the event (the
+    # whole path through the scheduler runs in tests/e2e/test_asset_handoff.py on airflow standalone).
+    import airflow.models.dagrun as dagrun_module
+
+    create = dagrun_module.get_or_create_dagrun
+
+    def consuming_the_event(**kwargs: Any) -> DagRun:
+        run = create(**kwargs)
+        session = kwargs["session"]
+        run.consumed_asset_events.append(session.get(AssetEvent, event_id))
+        session.commit()
+        return run
+
+    monkeypatch.setattr(dagrun_module, "get_or_create_dagrun", consuming_the_event)
+    serving_dag = load("example_model_asset_handoff.py", "lyftlearn_serve_pricing_model")
+    served_run = serving_dag.test(logical_date=None)
+    succeeded(served_run, "gate", "validate", "deploy")
+    deployed = xcom_value(serving_dag.dag_id, served_run.run_id, "deploy")
+    assert (deployed["model_uri"], deployed["image"]) == (trained["model_artifact_uri"], trained["image"])
+    assert serving(k8s, "pricing-model")["lyftlearn.io/training-job"] == trained["job_name"]
