@@ -18,7 +18,9 @@ from lyftlearn_provider import (
 )
 
 # [START howto_model_asset_handoff]
-PRICING_MODEL = Asset(name="pricing_model", uri="s3://lyftlearn-models/pricing")
+# Named, not an s3:// URI: Airflow normalizes s3:// asset URIs with the amazon provider's S3 hook, which
+# would import boto3 on every parse. The event's extra says where the model is.
+PRICING_MODEL = Asset(name="pricing_model")
 SPEC = RuntimeSpec(
     image="123456789012.dkr.ecr.us-east-1.amazonaws.com/pricing-model:7",
     role_arn="arn:aws:iam::123456789012:role/lyftlearn-fraud",

@@ -84,7 +84,9 @@ def retraining_pipeline(
         secrets and role: the parity of training and serving).
     :param gate: the bar the model must clear (thresholds, not worse than serving); None: never backwards
         only.
-    :param model_asset: an ``Asset`` the training task emits an event of.
+    :param model_asset: an ``Asset`` the training task emits an event of. Prefer a named one
+        (``Asset("fraud_model")``): Airflow normalizes ``s3://`` asset URIs with the amazon provider's
+        S3 hook, which imports boto3 whenever the DAG file is parsed.
     :param events_queue_url: the queue of ``SetupTrainingEventsOperator`` (templated): ``events`` tracking.
     :param deferrable: whether the steps wait in the triggerer.
     :param kubernetes_conn_id: the cluster connection of gate, validate and deploy.
