@@ -9,6 +9,26 @@ from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, Variable
 
 from lyftlearn_provider import ModelGate, ResourceProfile, RuntimeSpec, retraining_pipeline
 
+DOC_MD = """
+### Retrain the fraud model every 15 minutes
+
+Each run trains on its own 15-minute data interval (`{{ ds }}`, `{{ data_interval_end }}`), then:
+
+- `fraud.train` pins `fraud-model:2026.11.28` to its digest (refusing an image without a SOCI
+  index) and trains on SageMaker on a **warm pool** kept 30 minutes: the next run skips provisioning;
+- `fraud.gate`: the model must reach AUC 0.85 and be no worse than the serving model, else the rest
+  is **skipped**, with the reason in the log and the XCom;
+- `fraud.validate`: the image that trained loads the model in a pod (`LYFTLEARN_RUNTIME=validation`);
+- `fraud.deploy` puts it into Deployment `ml-serving/fraud-model`, waits for the rollout and rolls a
+  failed one back; serving never goes back to a model trained on older data.
+
+`max_active_runs=1` and a 14-minute `execution_timeout` keep runs from overlapping; `catchup=False`.
+Job state comes from EventBridge through SQS when the Variable `lyftlearn_events_queue_url` is set
+(see `lyftlearn_training_events_setup`), else from one shared watcher per triggerer.
+A run triggered without a logical date trains on the 15 minutes before it was triggered.
+Retries adopt the run's job: a retry never trains twice.
+"""
+
 # [START howto_retrain_every_15_minutes]
 FRAUD_MODEL = RuntimeSpec(
     image="123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud-model:2026.11.28",
@@ -29,25 +49,7 @@ EVENTS_QUEUE_URL = Variable.get("lyftlearn_events_queue_url", default=None)
 with DAG(
     dag_id="lyftlearn_retrain_every_15_minutes",
     description="Retrain the fraud model on each 15 minutes of data and serve it if it is better.",
-    doc_md="""
-### Retrain the fraud model every 15 minutes
-
-Each run trains on its own 15-minute data interval (`{{ ds }}`, `{{ data_interval_end }}`), then:
-
-- `fraud.train` pins `fraud-model:2026.11.28` to its digest (refusing an image without a SOCI
-  index) and trains on SageMaker on a **warm pool** kept 30 minutes: the next run skips provisioning;
-- `fraud.gate`: the model must reach AUC 0.85 and be no worse than the serving model, else the rest
-  is **skipped**, with the reason in the log and the XCom;
-- `fraud.validate`: the image that trained loads the model in a pod (`LYFTLEARN_RUNTIME=validation`);
-- `fraud.deploy` puts it into Deployment `ml-serving/fraud-model`, waits for the rollout and rolls a
-  failed one back; serving never goes back to a model trained on older data.
-
-`max_active_runs=1` and a 14-minute `execution_timeout` keep runs from overlapping; `catchup=False`.
-Job state comes from EventBridge through SQS when the Variable `lyftlearn_events_queue_url` is set
-(see `lyftlearn_training_events_setup`), else from one shared watcher per triggerer.
-A run triggered without a logical date trains on the 15 minutes before it was triggered.
-Retries adopt the run's job: a retry never trains twice.
-""",
+    doc_md=DOC_MD,
     # Data intervals (not just trigger times): each run trains on its own 15 minutes of data.
     schedule=CronDataIntervalTimetable("*/15 * * * *", timezone="UTC"),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),

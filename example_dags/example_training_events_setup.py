@@ -8,11 +8,7 @@ from airflow.sdk import DAG
 
 from lyftlearn_provider.operators.events import SetupTrainingEventsOperator
 
-# [START howto_training_events_setup]
-with DAG(
-    dag_id="lyftlearn_training_events_setup",
-    description="Create or repair the EventBridge rule and SQS queue that report training-job states.",
-    doc_md="""
+DOC_MD = """
 ### Set up the training-job event route (EventBridge → SQS)
 
 With `tracking="events"`, a deferred training task learns its job ended seconds after it did, from
@@ -30,7 +26,13 @@ airflow variables set lyftlearn_events_queue_url <queue_url>
 `lyftlearn_retrain_every_15_minutes` then tracks its jobs by event (and falls back to a shared watcher
 while the Variable is unset). Needs `events:PutRule`, `events:PutTargets`, `sqs:CreateQueue` and
 `sqs:SetQueueAttributes` for the `aws_default` connection.
-""",
+"""
+
+# [START howto_training_events_setup]
+with DAG(
+    dag_id="lyftlearn_training_events_setup",
+    description="Create or repair the EventBridge rule and SQS queue that report training-job states.",
+    doc_md=DOC_MD,
     # Idempotent: a daily run repairs drift (a widened queue policy, a disabled rule) and changes
     # nothing otherwise.
     schedule="@daily",
