@@ -38,6 +38,7 @@ with DAG(
     schedule="@daily",
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
     catchup=False,
+    default_args={"retries": 1, "retry_delay": dt.timedelta(minutes=1)},
     tags=["lyftlearn", "example"],
 ) as dag:
     SetupTrainingEventsOperator(

@@ -9,6 +9,10 @@ the examples' retries absorb by adopting the run's job.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +132,24 @@ def test_the_daily_retrain_backfilled_behind_a_newer_live_run_trains_each_day_on
     again = dag.test(logical_date=days[0], run_after=days[0])
     succeeded(again, "churn.train")
     assert len(aws.control.jobs()) == len(days)
+
+
+def test_the_readme_backfill_command_is_accepted_by_airflow():
+    # The command as the README shows it, dry-run: Airflow parses it and lists the runs it would create.
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    (command,) = re.findall(
+        r"^airflow backfill create --dag-id lyftlearn_retrain_daily .*$", readme, re.MULTILINE
+    )
+    dag = load("example_retrain_daily.py", "lyftlearn_retrain_daily")
+    dag.test(logical_date=None, mark_success_pattern=".*")  # stores the DAG as the DAG processor would
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", *shlex.split(command)[1:], "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "2026-11-01" in result.stdout and "2026-11-07" in result.stdout, result.stdout[-3000:]
 
 
 def test_several_models_each_retrain_and_serve_through_their_own_pipeline(aws, k8s, emulators):
