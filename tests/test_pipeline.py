@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +11,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from lyftlearn_provider import GateModelOperator, ModelGate, retraining_pipeline
 from lyftlearn_provider.exceptions import InvalidSpecError
-from tests.helpers import StandInTaskInstance, make_context, make_spec
+from tests.helpers import StandInTaskInstance, heavy_modules_after, make_context, make_spec
 
 REPO = Path(__file__).resolve().parents[1]
 QUEUE = "https://sqs.us-east-1.amazonaws.com/123456789012/ll-training-events"
@@ -110,13 +107,5 @@ def test_gate_arguments_are_checked_when_the_dag_is_parsed(kwargs, field):
 
 @pytest.mark.parametrize("example", ["example_retrain_every_15_minutes.py", "example_model_asset_handoff.py"])
 def test_a_pipeline_dag_file_parses_without_boto3_or_kubernetes(example):
-    probe = (
-        "import sys, json, runpy\n"
-        f"runpy.run_path({str(REPO / 'example_dags' / example)!r})\n"
-        "heavy = ('boto3', 'aiobotocore', 'kubernetes', 'kubernetes_asyncio', 'botocore.session',\n"
-        "         'botocore.client', 'airflow.providers.cncf.kubernetes.operators',\n"
-        "         'airflow.providers.cncf.kubernetes.hooks')\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))\n"
-    )
-    output = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
-    assert json.loads(output.stdout.strip().splitlines()[-1]) == []
+    path = REPO / "example_dags" / example
+    assert heavy_modules_after(f"import runpy; runpy.run_path({str(path)!r})") == []

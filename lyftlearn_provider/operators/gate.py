@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.operators.jobs import SpecOperator, skip_task
-from lyftlearn_provider.operators.validation import check_model_sources, resolve_model
+from lyftlearn_provider.operators.validation import TakesModel
 from lyftlearn_provider.serving import Decision, ModelGate, decide, serving_record
 from lyftlearn_provider.validation import is_templated
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from lyftlearn_provider.serving import ServingRecord
 
 
-class GateModelOperator(SpecOperator):
+class GateModelOperator(TakesModel, SpecOperator):
     """
     Let a trained model on only if it clears a :class:`~lyftlearn_provider.serving.ModelGate`; skip otherwise.
 
@@ -65,7 +65,7 @@ class GateModelOperator(SpecOperator):
             raise InvalidSpecError(
                 "gate", f"expected a ModelGate, got {type(gate).__name__}", "Pass ModelGate(at_least={...})."
             )
-        check_model_sources(training_result, image, model_uri, model_asset)
+        self.take_model(training_result, image, model_uri, model_asset)
         if (namespace is None) != (deployment is None):
             raise InvalidSpecError(
                 "deployment" if deployment is None else "namespace",
@@ -88,10 +88,6 @@ class GateModelOperator(SpecOperator):
             if not is_templated(deployment):
                 check_dns_subdomain(deployment, "deployment", "fraud-model")
         self.gate = gate
-        self.training_result = training_result
-        self.image = image
-        self.model_uri = model_uri
-        self.model_asset = model_asset
         self.namespace = namespace
         self.deployment = deployment
         self.kubernetes_conn_id = kubernetes_conn_id
@@ -105,13 +101,7 @@ class GateModelOperator(SpecOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Decide on the rendered model and what serves now; skip the task (with the reason) on no."""
-        model = resolve_model(
-            context,
-            training_result=self.training_result,
-            image=self.image,
-            model_uri=self.model_uri,
-            model_asset=self.model_asset,
-        )
+        model = self.rendered_model(context)
         serving = self._serving()
         verdict = decide(model, serving, self.gate)
         result: dict[str, Any] = {
