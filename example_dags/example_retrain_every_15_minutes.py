@@ -70,7 +70,7 @@ with DAG(
         ),
         # Named, not an s3:// URI: Airflow normalizes s3:// asset URIs with the amazon provider's S3
         # hook, which would import boto3 on every parse. The event's extra says where the model is.
-        model_asset=Asset(name="fraud_model"),
+        model_asset=Asset(name="retrained_fraud_model"),
         events_queue_url=EVENTS_QUEUE_URL,
         train_kwargs={
             # Keep the instances warm past the next run's start: the next job skips provisioning.

@@ -105,6 +105,18 @@ def test_the_15_minute_loop_runs_without_a_logical_date_with_events_tracking(
     annotations = serving(k8s)
     assert annotations["lyftlearn.io/model-uri"] == result["model_artifact_uri"]
     assert annotations["lyftlearn.io/image"] == result["image"] == validated["image"]
+    # The model's asset event, for serving DAGs scheduled on it.
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        extras = session.scalars(
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "retrained_fraud_model")
+        ).all()
+    assert [extra["model_artifact_uri"] for extra in extras] == [result["model_artifact_uri"]]
 
 
 def test_the_daily_retrain_backfilled_behind_a_newer_live_run_trains_each_day_once_and_serves_the_newest(
