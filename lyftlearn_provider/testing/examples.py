@@ -79,6 +79,21 @@ def prepare(
     return {"images": digests, "deployments": deployments}
 
 
+def report_from_validation_pods(cluster: Any, report: Mapping[str, Any] | None = None) -> None:
+    """Make the emulated cluster's validation pods (tasks ``…validate``) log a line and return ``report``.
+
+    For an in-process Kubernetes emulator (``EmulatedCluster``, e.g. the ``lyftlearn_k8s`` fixture): the
+    examples' validation pods then hand back a JSON report through the XCom sidecar, as a real
+    validation program would (by default a smoke AUC).
+    """
+    from lyftlearn_provider.testing.k8s import PodBehavior
+
+    cluster.on_pod(
+        PodBehavior(xcom=dict(report or {"smoke_auc": 0.9}), logs=["model loaded", "ok"]),
+        predicate=lambda pod: "validate" in (pod["metadata"].get("labels") or {}).get("task_id", ""),
+    )
+
+
 def _prepare_aws(env: dict[str, str], region: str) -> dict[str, str]:
     import boto3
 

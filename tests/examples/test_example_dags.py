@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from lyftlearn_provider.testing._airflow_db import task_states, xcom_value
-from lyftlearn_provider.testing.examples import prepare
+from lyftlearn_provider.testing.examples import prepare, report_from_validation_pods
 from lyftlearn_provider.testing.k8s import PodBehavior
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
@@ -55,10 +55,7 @@ def emulators(aws, k8s) -> dict[str, Any]:
     """Both emulators, seeded as the examples expect; training jobs run fast; validation pods report."""
     seeded = prepare(aws_env=aws.env(), kubeconfig=k8s.kubeconfig)
     aws.control.autopilot(phases=FAST_JOBS, metrics={"validation:auc": 0.91})
-    k8s.on_pod(
-        PodBehavior(xcom={"smoke_auc": 0.9}, logs=["model loaded", "ok"]),
-        predicate=lambda pod: "validate" in (pod["metadata"].get("labels") or {}).get("task_id", ""),
-    )
+    report_from_validation_pods(k8s, {"smoke_auc": 0.9})
     return seeded
 
 
@@ -146,14 +143,19 @@ def test_the_daily_retrain_backfilled_behind_a_newer_live_run_trains_each_day_on
     assert len(aws.control.jobs()) == len(days)
 
 
-def test_the_readme_backfill_command_is_accepted_by_airflow():
+def test_the_daily_retrain_runs_without_a_logical_date_and_the_readme_backfill_command_is_accepted(
+    aws, k8s, emulators
+):
+    dag = load("example_retrain_daily.py", "lyftlearn_retrain_daily")
+    dagrun = dag.test(logical_date=None)  # also stores the DAG, as the DAG processor would
+    succeeded(dagrun, "churn.train", "churn.gate", "churn.deploy")
+    (job,) = aws.control.jobs()
+    assert job["HyperParameters"]["day"] == dagrun.run_after.strftime("%Y-%m-%d")
     # The command as the README shows it, dry-run: Airflow parses it and lists the runs it would create.
     readme = (EXAMPLES.parent / "README.md").read_text()
     (command,) = re.findall(
         r"^airflow backfill create --dag-id lyftlearn_retrain_daily .*$", readme, re.MULTILINE
     )
-    dag = load("example_retrain_daily.py", "lyftlearn_retrain_daily")
-    dag.test(logical_date=None, mark_success_pattern=".*")  # stores the DAG as the DAG processor would
     result = subprocess.run(
         [sys.executable, "-m", "airflow", *shlex.split(command)[1:], "--dry-run"],
         capture_output=True,
