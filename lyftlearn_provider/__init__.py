@@ -17,6 +17,8 @@ _EXPORTS = {
     "TrainModelOperator": "lyftlearn_provider.operators.training",
     "ValidateModelOperator": "lyftlearn_provider.operators.validation",
     "DeployModelOperator": "lyftlearn_provider.operators.deployment",
+    "GateModelOperator": "lyftlearn_provider.operators.gate",
+    "retraining_pipeline": "lyftlearn_provider.pipelines",
     "ModelGate": "lyftlearn_provider.serving",
     "TrainingJobTrigger": "lyftlearn_provider.triggers.training",
 }
@@ -25,8 +27,10 @@ __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
     from lyftlearn_provider.operators.deployment import DeployModelOperator as DeployModelOperator
+    from lyftlearn_provider.operators.gate import GateModelOperator as GateModelOperator
     from lyftlearn_provider.operators.training import TrainModelOperator as TrainModelOperator
     from lyftlearn_provider.operators.validation import ValidateModelOperator as ValidateModelOperator
+    from lyftlearn_provider.pipelines import retraining_pipeline as retraining_pipeline
     from lyftlearn_provider.runtime import ResourceProfile as ResourceProfile
     from lyftlearn_provider.runtime import RuntimeSpec as RuntimeSpec
     from lyftlearn_provider.serving import ModelGate as ModelGate

@@ -28,6 +28,7 @@ def get_provider_info() -> dict[str, Any]:
                     "lyftlearn_provider.operators.training",
                     "lyftlearn_provider.operators.validation",
                     "lyftlearn_provider.operators.deployment",
+                    "lyftlearn_provider.operators.gate",
                     "lyftlearn_provider.operators.events",
                 ],
             }

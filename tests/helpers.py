@@ -113,3 +113,30 @@ def make_context(ti: StandInTaskInstance | None = None) -> dict[str, Any]:
         "data_interval_start": T0 - dt.timedelta(minutes=15),
         "data_interval_end": T0,
     }
+
+
+#: Modules whose import is what makes DAG parsing slow: AWS clients, Kubernetes clients, cncf operators.
+HEAVY_MODULES = (
+    "boto3",
+    "aiobotocore",
+    "kubernetes",
+    "kubernetes_asyncio",
+    "botocore.session",
+    "botocore.client",
+    "botocore.loaders",
+    "airflow.providers.cncf.kubernetes.operators",
+    "airflow.providers.cncf.kubernetes.hooks",
+)
+
+
+def heavy_modules_after(code: str) -> list[str]:
+    """Run ``code`` in a fresh interpreter; return the heavy modules it imported."""
+    import subprocess
+    import sys
+
+    probe = (
+        f"{code}\nimport sys, json\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({HEAVY_MODULES!r}))))\n"
+    )
+    output = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
+    return json.loads(output.stdout.strip().splitlines()[-1])

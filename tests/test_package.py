@@ -12,6 +12,7 @@ import pytest
 
 from lyftlearn_provider.get_provider_info import get_provider_info
 from lyftlearn_provider.links.sagemaker import TrainingJobLink, TrainingJobLogsLink
+from tests.helpers import heavy_modules_after
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -37,15 +38,8 @@ def test_provider_is_registered_with_airflow():
 def test_dag_parsing_does_not_import_boto3_or_kubernetes():
     # botocore.exceptions alone comes with the amazon provider's link base class (a few ms);
     # clients, sessions and service models are what cost DAG parsing.
-    probe = (
-        "import sys, json\n"
-        "from lyftlearn_provider import RuntimeSpec, ResourceProfile, TrainModelOperator\n"
-        "heavy = ('boto3', 'aiobotocore', 'kubernetes', 'kubernetes_asyncio', 'botocore.session',\n"
-        "         'botocore.client', 'botocore.loaders')\n"
-        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(heavy))))\n"
-    )
-    output = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True)
-    assert json.loads(output.stdout.strip().splitlines()[-1]) == []
+    code = "from lyftlearn_provider import RuntimeSpec, ResourceProfile, TrainModelOperator"
+    assert heavy_modules_after(code) == []
 
 
 def test_parsing_a_sagemaker_dag_loads_no_pod_code_and_no_execute_time_modules():
@@ -91,3 +85,8 @@ def test_example_dags_import_without_errors(path):
     bag = DagBag(dag_folder=str(path))
     assert bag.import_errors == {}
     assert bag.dags, f"{path.name} defines no DAG"
+    for dag in bag.dags.values():
+        # What a user reads first, in the DAG list and on the DAG's page.
+        assert dag.description and len(dag.description) <= 120, dag.dag_id
+        assert dag.doc_md and dag.doc_md.strip().startswith("###"), dag.dag_id
+        assert "example" in dag.tags, dag.dag_id

@@ -20,8 +20,9 @@ from lyftlearn_provider.operators.jobs import (
     SpecOperator,
     check_poll_interval,
     refuse_masked_secrets,
+    skip_task,
 )
-from lyftlearn_provider.operators.validation import check_model_sources, resolve_model
+from lyftlearn_provider.operators.validation import TakesModel
 from lyftlearn_provider.runtime import RuntimeSpec
 from lyftlearn_provider.serving import (
     Decision,
@@ -53,7 +54,7 @@ class DeployError(LyftLearnError):
     """A rollout failed (and was rolled back), or the deploy tooling failed."""
 
 
-class DeployModelOperator(SpecOperator):
+class DeployModelOperator(TakesModel, SpecOperator):
     """
     Put a trained model into a serving Deployment and wait for its rollout; roll back a failed one.
 
@@ -153,7 +154,7 @@ class DeployModelOperator(SpecOperator):
             raise InvalidSpecError(
                 "spec", f"expected a RuntimeSpec, got {type(spec).__name__}", "Pass the serving RuntimeSpec."
             )
-        check_model_sources(training_result, image, model_uri, model_asset)
+        self.take_model(training_result, image, model_uri, model_asset)
         for field, value, check, example in (
             ("namespace", namespace, check_dns_label, "ml-serving"),
             ("deployment", deployment, check_dns_subdomain, "fraud-model"),
@@ -181,10 +182,6 @@ class DeployModelOperator(SpecOperator):
         self.deployment = deployment
         self.container = container
         self.spec = spec
-        self.training_result = training_result
-        self.image = image
-        self.model_uri = model_uri
-        self.model_asset = model_asset
         self.gate = gate
         self.mode = mode
         self.deploy_image = deploy_image
@@ -213,13 +210,7 @@ class DeployModelOperator(SpecOperator):
     # ------------------------------------------------------------------ the lifecycle
     def execute(self, context: Context) -> dict[str, Any]:
         """Decide, write the Deployment (compare-and-swap), then wait for the rollout."""
-        model = resolve_model(
-            context,
-            training_result=self.training_result,
-            image=self.image,
-            model_uri=self.model_uri,
-            model_asset=self.model_asset,
-        )
+        model = self.rendered_model(context)
         spec = dataclasses.replace(self.spec, image=model.image)
         refuse_masked_secrets(spec)
         record = ServingRecord.of(model, deployed_by=self._deployed_by(context))
@@ -490,13 +481,8 @@ class DeployModelOperator(SpecOperator):
         return float(DEFAULT_ROLLOUT_TIMEOUT_SECONDS)
 
     def _skip(self, context: Context, model: Model, current: ServingRecord | None, reason: str) -> None:
-        from airflow.sdk.exceptions import AirflowSkipException
-
         self.log.warning("Not deploying model %s to %s: %s", model.uri, self.where, reason)
-        context["ti"].xcom_push(
-            key="return_value", value=self._result("skipped", model, current, reason=reason)
-        )
-        raise AirflowSkipException(reason)
+        skip_task(context, self._result("skipped", model, current, reason=reason), reason)
 
     def _wait(
         self,

@@ -13,7 +13,7 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
 
 from airflow.sdk import BaseOperator
 
@@ -31,6 +31,7 @@ from lyftlearn_provider.exceptions import InvalidSpecError, JobError, LyftLearnE
 from lyftlearn_provider.images import SociPolicy, parse_image_reference
 from lyftlearn_provider.limits import MAX_RUNTIME_SECONDS, MIN_RUNTIME_SECONDS
 from lyftlearn_provider.naming import run_fingerprint, training_job_name, validate_prefix
+from lyftlearn_provider.run_dates import fill_manual_interval
 from lyftlearn_provider.runtime import RuntimeSpec
 from lyftlearn_provider.status import FailedJobPolicy
 from lyftlearn_provider.validation import require_int, thaw
@@ -108,9 +109,21 @@ def template_error(field: str, error: Exception) -> InvalidSpecError:
     return InvalidSpecError(
         field,
         f"its template could not be rendered ({type(error).__name__}: {error})",
-        "Fix the template. A run triggered without a logical date has no data_interval_* or ds: use "
-        "run_after, or '{{ data_interval_end | default(run_after) }}'.",
+        "Fix the template; the names it may use are Airflow's template variables (a run triggered "
+        "without a logical date gets data_interval_*, ds and ts from its run_after).",
     )
+
+
+def skip_task(context: Context, result: Mapping[str, Any], reason: str) -> NoReturn:
+    """Skip the task on purpose: ``result`` (with the reason) becomes its XCom, then the skip is raised.
+
+    A skip says "not this model, by design" (a gate, never backwards), which a failure would not: the
+    run stays green and nothing downstream of the task runs.
+    """
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    context["ti"].xcom_push(key="return_value", value=dict(result))
+    raise AirflowSkipException(reason)
 
 
 class SpecOperator(BaseOperator):
@@ -139,9 +152,14 @@ class SpecOperator(BaseOperator):
         return content.render_with(render)
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
-        """Render every templated field; a template that cannot be rendered is a configuration error."""
+        """Render every templated field; a template that cannot be rendered is a configuration error.
+
+        A run without a logical date first gets its manual-run interval (see ``run_dates``), so that
+        ``{{ data_interval_end }}`` and ``{{ ds }}`` render, and the task sees the same dates.
+        """
         import jinja2
 
+        fill_manual_interval(cast("dict[str, Any]", context), self.dag.timetable if self.has_dag() else None)
         for name in self.template_fields:
             try:
                 self._do_render_template_fields(

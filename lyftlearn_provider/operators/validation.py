@@ -70,7 +70,39 @@ def resolve_model(
     return Model.from_training_result(events[-1].extra, field="model_asset")
 
 
-class ValidateModelOperator(JobOperator):
+class TakesModel:
+    """A task that takes a trained model: from a training result, an asset event, or image and model URI.
+
+    The sources stay attributes of the operator (``training_result``, ``image`` and ``model_uri`` are
+    templated); :meth:`take_model` checks them when the DAG is parsed, :meth:`rendered_model` reads the
+    model once they are rendered.
+    """
+
+    training_result: Any
+    image: Any
+    model_uri: Any
+    model_asset: Asset | None
+
+    def take_model(self, training_result: Any, image: Any, model_uri: Any, model_asset: Asset | None) -> None:
+        """Check that exactly one source is given (what is not templated, fully) and keep them."""
+        check_model_sources(training_result, image, model_uri, model_asset)
+        self.training_result = training_result
+        self.image = image
+        self.model_uri = model_uri
+        self.model_asset = model_asset
+
+    def rendered_model(self, context: Context) -> Model:
+        """Return the model, from whichever source the task was given (rendered)."""
+        return resolve_model(
+            context,
+            training_result=self.training_result,
+            image=self.image,
+            model_uri=self.model_uri,
+            model_asset=self.model_asset,
+        )
+
+
+class ValidateModelOperator(TakesModel, JobOperator):
     """
     Validate a trained model in a pod running the pinned image that trained it; return the program's report.
 
@@ -152,14 +184,10 @@ class ValidateModelOperator(JobOperator):
             given={},
             **kwargs,
         )
-        check_model_sources(training_result, image, model_uri, model_asset)
+        self.take_model(training_result, image, model_uri, model_asset)
         # Imported here: DAGs that only train do not pay for the pod rendering when parsed.
         from lyftlearn_provider.rendering.kubernetes import check_dns_label, check_dns_subdomain
 
-        self.training_result = training_result
-        self.image = image
-        self.model_uri = model_uri
-        self.model_asset = model_asset
         self.kubernetes_conn_id = kubernetes_conn_id
         self.namespace = check_dns_label(namespace, "namespace", "ml-serving")
         self.service_account_name = check_dns_subdomain(
@@ -178,13 +206,7 @@ class ValidateModelOperator(JobOperator):
 
     def settle_inputs(self, context: Context) -> None:
         """Take the model from its source; the pod runs its pinned image."""
-        self._model = resolve_model(
-            context,
-            training_result=self.training_result,
-            image=self.image,
-            model_uri=self.model_uri,
-            model_asset=self.model_asset,
-        )
+        self._model = self.rendered_model(context)
         self.spec = dataclasses.replace(self.spec, image=self._model.image)
         self.log.info("Validating model %s with image %s.", self._model.uri, self._model.image)
 

@@ -20,7 +20,6 @@ from lyftlearn_provider.testing._airflow_db import xcom_value
 
 REPO = Path(__file__).resolve().parents[2]
 E2E_DAGS = REPO / "tests" / "e2e" / "dags" / "e2e_training.py"
-EXAMPLE = REPO / "example_dags" / "example_retrain_every_15_minutes.py"
 FAST_JOBS = {"Starting": 0.3, "Downloading": 0.3, "Training": 0.5, "Uploading": 0.2}
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -47,28 +46,6 @@ def run(dag, when: dt.datetime):
     # A fixed run_after gives a fixed run_id: a second call re-runs (clears) the same DAG run.
     dagrun = dag.test(logical_date=when, run_after=when)
     return dagrun, xcom_value(dag.dag_id, dagrun.run_id, "train")
-
-
-def test_example_dag_end_to_end_and_cleared_task_reuses_the_job(aws, monkeypatch):
-    monkeypatch.setenv("AIRFLOW__LYFTLEARN__POLL_INTERVAL", "0.2")
-    aws.control.autopilot(phases=FAST_JOBS, metrics={"validation:auc": 0.91})
-    dag = load_dag(EXAMPLE, "lyftlearn_retrain_every_15_minutes")
-    dagrun, result = run(dag, logical_date(0))
-    assert str(dagrun.state) == "success"
-    assert result["status"] == "Completed"
-    assert result["final_metrics"] == {"validation:auc": 0.91}
-    assert result["adopted"] is False
-    assert set(result["startup_seconds"]) == {"Starting", "Downloading"}
-    assert result["warm_pool"]["keep_alive_seconds"] == 1800
-    rendered_window = aws.control.job(result["job_name"])["HyperParameters"]["window"]
-    assert dt.datetime.fromisoformat(rendered_window) == logical_date(0)
-    report = xcom_value(dag.dag_id, dagrun.run_id, "report")
-    assert report.startswith(f"{result['job_name']}: Completed")
-    # Clearing the run (dag.test on the same logical date clears it) trains nothing new.
-    dagrun, again = run(dag, logical_date(0))
-    assert str(dagrun.state) == "success"
-    assert (again["job_name"], again["adopted"]) == (result["job_name"], True)
-    assert creates(aws) == 1
 
 
 def test_events_tracking_under_airflow_ends_the_wait_by_the_jobs_event(aws):

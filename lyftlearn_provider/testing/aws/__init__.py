@@ -8,12 +8,14 @@ DeleteTags on training-job ARNs, and passes every other request (tags of other S
 S3, SQS, EventBridge, ECR, STS, CloudWatch Logs, ...) to moto. Your code reaches it only through
 ``endpoint_url`` / ``AWS_ENDPOINT_URL``, like any AWS endpoint.
 
-In pytest, request the ``aws`` fixture: it gives each test a reset emulator and sets
+In pytest, opt in with ``pytest_plugins = ["lyftlearn_provider.testing.pytest_plugin"]`` and request
+the ``lyftlearn_aws`` fixture (``aws`` below): it gives each test a reset emulator and sets
 ``AWS_ENDPOINT_URL``, dummy credentials, ``AWS_DEFAULT_REGION`` and ``AIRFLOW_CONN_AWS_DEFAULT``, so
 boto3, aiobotocore and Airflow hooks all talk to it. A new job stays ``InProgress``/``Starting``
 until something moves it. For a whole DAG run, let the autopilot play SageMaker::
 
-    def test_training_dag(aws):
+    def test_training_dag(lyftlearn_aws):
+        aws = lyftlearn_aws
         aws.control.autopilot(phases={"Starting": 0.1, "Training": 0.2}, metrics={"validation:auc": 0.91})
         dag.test()  # the operator creates the job and waits for it
         [job] = aws.control.jobs()

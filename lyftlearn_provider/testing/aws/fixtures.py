@@ -1,7 +1,8 @@
 """pytest fixtures for the AWS emulator.
 
-``aws_emulator`` is one server for the whole session; ``aws`` gives each test a clean emulator and
-points boto3, aiobotocore and Airflow's ``aws_default`` connection at it through the environment.
+``lyftlearn_aws_emulator`` is one server for the whole session; ``lyftlearn_aws`` gives each test a
+clean emulator and points boto3, aiobotocore and Airflow's ``aws_default`` connection at it through the
+environment. Opt in with ``pytest_plugins = ["lyftlearn_provider.testing.pytest_plugin"]``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ _CONFLICTING_ENV = (
 
 
 @pytest.fixture(scope="session")
-def aws_emulator() -> Iterator[AwsEmulator]:
+def lyftlearn_aws_emulator() -> Iterator[AwsEmulator]:
     """Run one AWS emulator for the test session."""
     # Imported here so that loading the fixtures (in every pytest run) does not import moto.
     from lyftlearn_provider.testing.aws.server import AwsEmulator
@@ -37,8 +38,11 @@ def aws_emulator() -> Iterator[AwsEmulator]:
 
 
 @pytest.fixture
-def aws(aws_emulator: AwsEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsEmulator]:
+def lyftlearn_aws(
+    lyftlearn_aws_emulator: AwsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[AwsEmulator]:
     """Reset the emulator and point every AWS client of this test at it; yield the emulator."""
+    aws_emulator = lyftlearn_aws_emulator
     aws_emulator.control.reset()
     for name in _CONFLICTING_ENV:
         monkeypatch.delenv(name, raising=False)

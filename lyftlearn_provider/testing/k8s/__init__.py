@@ -7,12 +7,13 @@ through an ordinary kubeconfig. A fake kubelet runs pods, and Deployment and Rep
 roll Deployments out with real revision history, so a DAG that validates a model in a pod and then
 deploys it can be tested end to end on a laptop.
 
-In pytest (with this provider installed, its plugin offers the fixtures)::
+In pytest (opt in with ``pytest_plugins = ["lyftlearn_provider.testing.pytest_plugin"]``)::
 
     from lyftlearn_provider.testing.k8s import PodBehavior, RolloutBehavior
 
 
-    def test_retrain_and_deploy(k8s, airflow_db):
+    def test_retrain_and_deploy(lyftlearn_k8s, lyftlearn_airflow_db):
+        k8s = lyftlearn_k8s
         # Pods of task "validate" print two lines and hand back an XCom through the sidecar.
         k8s.on_pod(PodBehavior(logs=["loading", "ok"], xcom={"auc": 0.93}), labels={"task_id": "validate"})
         # The serving Deployment the DAG rolls out to, created as a cluster admin would.
@@ -22,7 +23,8 @@ In pytest (with this provider installed, its plugin offers the fixtures)::
         ranker = k8s.get("deploy", "ranker")
         assert ranker["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
 
-``k8s`` (one clean cluster per test) sets ``KUBECONFIG`` and ``AIRFLOW_CONN_KUBERNETES_DEFAULT``, so
+``lyftlearn_k8s`` (one clean cluster per test) sets ``KUBECONFIG`` and
+``AIRFLOW_CONN_KUBERNETES_DEFAULT``, so
 operators using the ``kubernetes_default`` connection need no change. Its handle
 (``EmulatedCluster``) registers behaviours and reads the cluster back:
 

@@ -1,11 +1,13 @@
-"""pytest fixtures for the Kubernetes emulator: ``k8s_emulator`` (one server per session) and ``k8s``.
+"""pytest fixtures for the Kubernetes emulator: ``lyftlearn_k8s_emulator`` and ``lyftlearn_k8s``.
 
-``k8s`` gives each test a clean cluster and points both the Kubernetes clients (``KUBECONFIG``) and
-Airflow's ``kubernetes_default`` connection (``AIRFLOW_CONN_KUBERNETES_DEFAULT``) at it, so a
-KubernetesPodOperator run through ``dag.test()`` talks to the emulator over HTTP::
+Opt in with ``pytest_plugins = ["lyftlearn_provider.testing.pytest_plugin"]``. ``lyftlearn_k8s_emulator``
+is one server per session; ``lyftlearn_k8s`` gives each test a clean cluster and points both the
+Kubernetes clients (``KUBECONFIG``) and Airflow's ``kubernetes_default`` connection
+(``AIRFLOW_CONN_KUBERNETES_DEFAULT``) at it, so a KubernetesPodOperator run through ``dag.test()``
+talks to the emulator over HTTP::
 
-    def test_validation_task(k8s, airflow_db):
-        k8s.on_pod(PodBehavior(xcom={"passed": True}), labels={"task_id": "validate"})
+    def test_validation_task(lyftlearn_k8s, lyftlearn_airflow_db):
+        lyftlearn_k8s.on_pod(PodBehavior(xcom={"passed": True}), labels={"task_id": "validate"})
         run = my_dag.test()
         assert run.state == "success"
 """
@@ -41,17 +43,20 @@ def point_clients_at(kubeconfig: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="session")
-def k8s_emulator() -> Iterator[EmulatorServer]:
+def lyftlearn_k8s_emulator() -> Iterator[EmulatorServer]:
     """Serve one Kubernetes emulator for the whole test session, on a free port of 127.0.0.1."""
     with EmulatorServer() as server:
         yield server
 
 
 @pytest.fixture
-def k8s(
-    k8s_emulator: EmulatorServer, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+def lyftlearn_k8s(
+    lyftlearn_k8s_emulator: EmulatorServer,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[EmulatedCluster]:
     """Give the test a clean emulated cluster; point ``KUBECONFIG`` and ``kubernetes_default`` at it."""
+    k8s_emulator = lyftlearn_k8s_emulator
     k8s_emulator.call(k8s_emulator.emulator.reset)
     path = k8s_emulator.write_kubeconfig(tmp_path_factory.mktemp("k8s") / "kubeconfig", NAMESPACE)
     point_clients_at(path, monkeypatch)
