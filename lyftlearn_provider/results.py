@@ -190,6 +190,103 @@ class ValidationResult(_XComResult):
     data_interval_end: str | None
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BatchResult(_XComResult):
+    """What a finished batch task returns, the same on every backend (SageMaker Processing, or a pod).
+
+    Fields a backend cannot know are None (a pod has no ARN or billable seconds).
+
+    :param backend: ``sagemaker`` or ``kubernetes``.
+    :param job_name: the processing job (or pod) that ran.
+    :param job_arn: SageMaker's ARN of the job.
+    :param status: ``Completed``.
+    :param attempt: 1 for the run's first job, 2 for ``<name>-a2`` ...
+    :param adopted: whether this task found the job already there.
+    :param outputs: output name to the ``s3://`` prefix it was written to.
+    :param model_uri: the model the job loaded, if any.
+    :param image: the pinned image that ran, ``registry/repo@sha256:...``.
+    :param image_resolution: how that image was resolved (``ImageResolution.to_dict()``), or None.
+    :param soci: ``"v2"``, ``"v1"`` or None.
+    :param startup_seconds: seconds per start-up phase, where the platform reports them (SageMaker
+        Processing reports none: creation to ``ProcessingStartTime`` is given as ``Starting``).
+    :param startup_total_seconds: their sum.
+    :param run_seconds: seconds the program ran (``ProcessingStartTime`` to ``ProcessingEndTime``).
+    :param billable_seconds: run seconds times instances (SageMaker bills Processing per instance-second).
+    :param exit_message: the program's exit message, when it left one.
+    :param created_at: when the job was created (ISO 8601).
+    :param ended_at: when it ended (ISO 8601).
+    :param data_interval_start: the run's data interval start (ISO 8601), or None.
+    :param data_interval_end: the run's data interval end (ISO 8601), or None.
+    """
+
+    backend: str
+    job_name: str
+    job_arn: str | None
+    status: str
+    attempt: int
+    adopted: bool
+    outputs: Mapping[str, str]
+    model_uri: str | None
+    image: str | None
+    image_resolution: Mapping[str, Any] | None
+    soci: str | None
+    startup_seconds: Mapping[str, float]
+    startup_total_seconds: float
+    run_seconds: float | None
+    billable_seconds: int | None
+    exit_message: str | None
+    created_at: str | None
+    ended_at: str | None
+    data_interval_start: str | None
+    data_interval_end: str | None
+
+
+def from_processing_job(
+    description: Mapping[str, Any],
+    *,
+    attempt: int,
+    adopted: bool,
+    model_uri: str | None = None,
+    image_resolution: Mapping[str, Any] | None = None,
+    data_interval_start: Any = None,
+    data_interval_end: Any = None,
+) -> BatchResult:
+    """Return the result of a finished SageMaker processing job from its ``DescribeProcessingJob``."""
+    created = to_datetime(description.get("CreationTime"))
+    started = to_datetime(description.get("ProcessingStartTime"))
+    ended = to_datetime(description.get("ProcessingEndTime"))
+    startup = _seconds(created, started)
+    run_seconds = _seconds(started, ended)
+    count = ((description.get("ProcessingResources") or {}).get("ClusterConfig") or {}).get(
+        "InstanceCount"
+    ) or 1
+    outputs = (description.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+    return BatchResult(
+        backend="sagemaker",
+        job_name=description["ProcessingJobName"],
+        job_arn=description.get("ProcessingJobArn"),
+        status=description["ProcessingJobStatus"],
+        attempt=attempt,
+        adopted=adopted,
+        outputs={
+            output["OutputName"]: output["S3Output"]["S3Uri"] for output in outputs if "S3Output" in output
+        },
+        model_uri=model_uri,
+        image=(description.get("AppSpecification") or {}).get("ImageUri"),
+        image_resolution=dict(image_resolution) if image_resolution else None,
+        soci=image_resolution.get("soci") if image_resolution else None,
+        startup_seconds={} if startup is None else {"Starting": startup},
+        startup_total_seconds=startup or 0.0,
+        run_seconds=run_seconds,
+        billable_seconds=None if run_seconds is None else max(1, round(run_seconds)) * int(count),
+        exit_message=description.get("ExitMessage"),
+        created_at=iso(created),
+        ended_at=iso(ended),
+        data_interval_start=iso(data_interval_start),
+        data_interval_end=iso(data_interval_end),
+    )
+
+
 def from_training_job(
     description: Mapping[str, Any],
     *,
