@@ -159,7 +159,8 @@ class RunBatchJobOperator(PlatformJobOperator):
                 "Pass SageMaker's NetworkConfig, e.g. {'VpcConfig': {'SecurityGroupIds': [...], "
                 "'Subnets': [...]}}.",
             )
-        self.outputs = dict(outputs or {})
+        # A string is a template (e.g. an upstream task's XCom) that renders to the mapping.
+        self.outputs: Any = dict(outputs) if isinstance(outputs, Mapping) else outputs or {}
         self.training_result = training_result
         self.model_uri = model_uri
         self.network_config = dict(network_config) if network_config else None
