@@ -156,6 +156,30 @@ class PodBackend(JobBackend):
         self._pod_operator: KubernetesPodOperator | None = None
         self._pending: Deferral | None = None
 
+    def platform_result_fields(self, run: JobRun, job: Job, record: JobRecord) -> dict[str, Any]:
+        """Return what every job kind's result of a finished pod says (:class:`PlatformJobResult`)."""
+        times = self.times()
+        startup = times.seconds(times.created, times.started)
+        image = record.image
+        return {
+            "backend": "kubernetes",
+            "job_name": job.name,
+            "job_arn": None,
+            "status": "Completed",
+            "attempt": record.attempt,
+            "adopted": record.adopted,
+            "image": image["pinned"] if image else self.spec.image,
+            "image_resolution": dict(image) if image else None,
+            "soci": image.get("soci") if image else None,
+            "startup_seconds": {} if startup is None else {"Pending": startup},
+            "startup_total_seconds": startup or 0.0,
+            "billable_seconds": None,
+            "created_at": iso(times.created),
+            "ended_at": iso(times.ended),
+            "data_interval_start": iso(run.identity.data_interval_start),
+            "data_interval_end": iso(run.identity.data_interval_end),
+        }
+
     @cached_property
     def hook(self) -> KubernetesHook:
         """Return the cncf provider's hook (imported here: DAG parsing must not pay for it)."""
@@ -368,30 +392,13 @@ class PodTrainingBackend(PodBackend):
         """Return the typed result from the finished pod and what its program wrote to the XCom file."""
         returned = job.details if isinstance(job.details, Mapping) else {}
         times = self.times()
-        startup = times.seconds(times.created, times.started)
         metrics = returned.get("metrics")
-        image = record.image
         return TrainingResult(
-            backend="kubernetes",
-            job_name=job.name,
-            job_arn=None,
-            status="Completed",
-            attempt=record.attempt,
-            adopted=record.adopted,
+            **self.platform_result_fields(run, job, record),
             model_artifact_uri=returned.get("model_artifact_uri"),
-            image=image["pinned"] if image else self.spec.image,
-            image_resolution=dict(image) if image else None,
-            soci=image.get("soci") if image else None,
             final_metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
-            startup_seconds={} if startup is None else {"Pending": startup},
-            startup_total_seconds=startup or 0.0,
             training_seconds=times.seconds(times.started, times.ended),
-            billable_seconds=None,
             warm_pool=None,
-            created_at=iso(times.created),
-            ended_at=iso(times.ended),
-            data_interval_start=iso(run.identity.data_interval_start),
-            data_interval_end=iso(run.identity.data_interval_end),
         )
 
 
@@ -440,27 +447,10 @@ class PodBatchBackend(PodBackend):
     def result(self, run: JobRun, job: Job, record: JobRecord) -> BatchResult:
         """Return the typed result of the finished pod."""
         times = self.times()
-        startup = times.seconds(times.created, times.started)
-        image = record.image
         return BatchResult(
-            backend="kubernetes",
-            job_name=job.name,
-            job_arn=None,
-            status="Completed",
-            attempt=record.attempt,
-            adopted=record.adopted,
+            **self.platform_result_fields(run, job, record),
             outputs=dict(self.data.output_uris) if self.data else {},
             model_uri=self.model_uri,
-            image=image["pinned"] if image else self.spec.image,
-            image_resolution=dict(image) if image else None,
-            soci=image.get("soci") if image else None,
-            startup_seconds={} if startup is None else {"Pending": startup},
-            startup_total_seconds=startup or 0.0,
             run_seconds=times.seconds(times.started, times.ended),
-            billable_seconds=None,
             exit_message=None,
-            created_at=iso(times.created),
-            ended_at=iso(times.ended),
-            data_interval_start=iso(run.identity.data_interval_start),
-            data_interval_end=iso(run.identity.data_interval_end),
         )

@@ -9,17 +9,13 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.sdk.configuration import conf
-
 from lyftlearn_provider.exceptions import InvalidSpecError
-from lyftlearn_provider.images import SociPolicy
 from lyftlearn_provider.links.sagemaker import ProcessingJobLink, ProcessingJobLogsLink
 from lyftlearn_provider.naming import DEFAULT_PREFIX
 from lyftlearn_provider.operators.platform import PlatformJobOperator
 from lyftlearn_provider.rendering.sagemaker import check_outputs, render_processing_job
 from lyftlearn_provider.runtime import RuntimeSpec
 from lyftlearn_provider.serving import Model
-from lyftlearn_provider.status import FailedJobPolicy, TrackingSource, TrainingBackend
 from lyftlearn_provider.validation import check_s3_uri, is_templated
 
 if TYPE_CHECKING:
@@ -69,10 +65,11 @@ class RunBatchJobOperator(PlatformJobOperator):
         (the spec's image runs) (templated).
     :param network_config: *SageMaker*: the job's ``NetworkConfig`` as SageMaker spells it, e.g.
         ``{"VpcConfig": {"SecurityGroupIds": [...], "Subnets": [...]}}``.
-    :param backend: ``"sagemaker"`` (default) or ``"kubernetes"`` (a pod; the program writes its outputs to
-        ``LYFTLEARN_OUTPUT_URIS`` itself).
-
-    The other arguments are ``TrainModelOperator``'s, with the same meaning.
+    :param kwargs: ``TrainModelOperator``'s arguments (but ``keep_alive_seconds`` and ``model_asset``),
+        with the same meaning: ``backend`` (``"kubernetes"`` runs a pod, whose program writes its outputs
+        to ``LYFTLEARN_OUTPUT_URIS`` itself), AWS and Kubernetes settings, ``job_name_prefix``,
+        ``max_runtime_seconds``, ``if_job_failed``, ``poll_interval``, ``deferrable``, ``soci``,
+        ``tags``, ``tracking``, ``events_queue_url``, and ``BaseOperator``'s.
     """
 
     template_fields: Sequence[str] = (
@@ -98,51 +95,9 @@ class RunBatchJobOperator(PlatformJobOperator):
         training_result: Any = None,
         model_uri: str | None = None,
         network_config: Mapping[str, Any] | None = None,
-        backend: TrainingBackend | str = TrainingBackend.SAGEMAKER,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
-        job_name_prefix: str = DEFAULT_PREFIX,
-        max_runtime_seconds: int | None = None,
-        if_job_failed: FailedJobPolicy | str = FailedJobPolicy.NEW_ATTEMPT,
-        poll_interval: float = conf.getfloat("lyftlearn", "poll_interval", fallback=30.0),
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        soci: SociPolicy | str = SociPolicy.PREFER,
-        tags: Mapping[str, str] | None = None,
-        tracking: TrackingSource | str | None = None,
-        events_queue_url: str | None = None,
-        kubernetes_conn_id: str | None = None,
-        namespace: str | None = None,
-        service_account_name: str | None = None,
-        startup_timeout_seconds: int | None = None,
-        input_loader_image: str | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            spec=spec,
-            backend=backend,
-            tags=tags,
-            tracking=tracking,
-            events_queue_url=events_queue_url,
-            kubernetes_conn_id=kubernetes_conn_id,
-            namespace=namespace,
-            service_account_name=service_account_name,
-            startup_timeout_seconds=startup_timeout_seconds,
-            input_loader_image=input_loader_image,
-            given={"network_config": network_config},
-            job_name_prefix=job_name_prefix,
-            poll_interval=poll_interval,
-            soci=soci,
-            if_job_failed=if_job_failed,
-            max_runtime_seconds=max_runtime_seconds,
-            deferrable=deferrable,
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            verify=verify,
-            botocore_config=botocore_config,
-            **kwargs,
-        )
+        super().__init__(spec=spec, given={"network_config": network_config}, **kwargs)
         if training_result is not None and model_uri is not None:
             raise InvalidSpecError(
                 "model_uri",

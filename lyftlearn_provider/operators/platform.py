@@ -15,11 +15,14 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from airflow.sdk.configuration import conf
+
 from lyftlearn_provider.backends import KUBERNETES_ARGUMENTS, SAGEMAKER_ARGUMENTS
 from lyftlearn_provider.exceptions import InvalidSpecError
+from lyftlearn_provider.images import SociPolicy
 from lyftlearn_provider.naming import DEFAULT_PREFIX
 from lyftlearn_provider.operators.jobs import JobOperator, refuse_masked_secrets
-from lyftlearn_provider.status import TrackingSource, TrainingBackend
+from lyftlearn_provider.status import FailedJobPolicy, TrackingSource, TrainingBackend
 from lyftlearn_provider.tags import check_user_tags
 from lyftlearn_provider.validation import is_templated, require_int
 
@@ -65,7 +68,8 @@ class PlatformJobOperator(JobOperator):
     """
     A job task on SageMaker (or, with ``backend="kubernetes"``, as a pod): the platform's arguments.
 
-    Subclasses set :attr:`job_kind_name` and implement :meth:`render_sagemaker`,
+    Its keyword arguments are every job kind's (documented on ``TrainModelOperator``); a kind's operator
+    adds its own and passes the rest through. Subclasses implement :meth:`render_sagemaker`,
     :meth:`sagemaker_backend` and :meth:`pod_backend`; everything else — choosing the backend, refusing
     the other backend's arguments, checking tags, tracking, the events queue and the pod's settings —
     is here, once. See ``TrainModelOperator`` for what each argument means.
@@ -84,16 +88,25 @@ class PlatformJobOperator(JobOperator):
         self,
         *,
         spec: RuntimeSpec,
-        backend: TrainingBackend | str,
-        tags: Mapping[str, str] | None,
-        tracking: TrackingSource | str | None,
-        events_queue_url: str | None,
-        kubernetes_conn_id: str | None,
-        namespace: str | None,
-        service_account_name: str | None,
-        startup_timeout_seconds: int | None,
-        input_loader_image: str | None,
-        region_name: str | None,
+        backend: TrainingBackend | str = TrainingBackend.SAGEMAKER,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        job_name_prefix: str = DEFAULT_PREFIX,
+        max_runtime_seconds: int | None = None,
+        if_job_failed: FailedJobPolicy | str = FailedJobPolicy.NEW_ATTEMPT,
+        poll_interval: float = conf.getfloat("lyftlearn", "poll_interval", fallback=30.0),
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        soci: SociPolicy | str = SociPolicy.PREFER,
+        tags: Mapping[str, str] | None = None,
+        tracking: TrackingSource | str | None = None,
+        events_queue_url: str | None = None,
+        kubernetes_conn_id: str | None = None,
+        namespace: str | None = None,
+        service_account_name: str | None = None,
+        startup_timeout_seconds: int | None = None,
+        input_loader_image: str | None = None,
         given: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -108,7 +121,16 @@ class PlatformJobOperator(JobOperator):
         super().__init__(
             spec=spec,
             backend=chosen.value,
+            aws_conn_id=aws_conn_id,
             region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
+            job_name_prefix=job_name_prefix,
+            max_runtime_seconds=max_runtime_seconds,
+            if_job_failed=if_job_failed,
+            poll_interval=poll_interval,
+            deferrable=deferrable,
+            soci=soci,
             given={
                 **(given or {}),
                 "tags": tags,

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.sdk.configuration import conf
-
-from lyftlearn_provider.images import SociPolicy
 from lyftlearn_provider.links.sagemaker import TrainingJobLink, TrainingJobLogsLink
 from lyftlearn_provider.naming import DEFAULT_PREFIX
 from lyftlearn_provider.operators.platform import PlatformJobOperator, check_queue_url
 from lyftlearn_provider.rendering.sagemaker import check_keep_alive, render_training_job
 from lyftlearn_provider.runtime import RuntimeSpec
-from lyftlearn_provider.status import FailedJobPolicy, TrackingSource, TrainingBackend
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset
@@ -111,56 +107,14 @@ class TrainModelOperator(PlatformJobOperator):
         self,
         *,
         spec: RuntimeSpec,
-        backend: TrainingBackend | str = TrainingBackend.SAGEMAKER,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
-        job_name_prefix: str = DEFAULT_PREFIX,
-        max_runtime_seconds: int | None = None,
-        if_job_failed: FailedJobPolicy | str = FailedJobPolicy.NEW_ATTEMPT,
-        poll_interval: float = conf.getfloat("lyftlearn", "poll_interval", fallback=30.0),
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        soci: SociPolicy | str = SociPolicy.PREFER,
         keep_alive_seconds: int | None = None,
-        tags: Mapping[str, str] | None = None,
-        tracking: TrackingSource | str | None = None,
-        events_queue_url: str | None = None,
-        kubernetes_conn_id: str | None = None,
-        namespace: str | None = None,
-        service_account_name: str | None = None,
-        startup_timeout_seconds: int | None = None,
-        input_loader_image: str | None = None,
         model_asset: Asset | None = None,
         **kwargs: Any,
     ) -> None:
         if model_asset is not None:
             # An outlet like any other: Airflow records the event, and DAGs scheduled on it run.
             kwargs["outlets"] = [*(kwargs.get("outlets") or []), model_asset]
-        super().__init__(
-            spec=spec,
-            backend=backend,
-            tags=tags,
-            tracking=tracking,
-            events_queue_url=events_queue_url,
-            kubernetes_conn_id=kubernetes_conn_id,
-            namespace=namespace,
-            service_account_name=service_account_name,
-            startup_timeout_seconds=startup_timeout_seconds,
-            input_loader_image=input_loader_image,
-            given={"keep_alive_seconds": keep_alive_seconds},
-            job_name_prefix=job_name_prefix,
-            poll_interval=poll_interval,
-            soci=soci,
-            if_job_failed=if_job_failed,
-            max_runtime_seconds=max_runtime_seconds,
-            deferrable=deferrable,
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            verify=verify,
-            botocore_config=botocore_config,
-            **kwargs,
-        )
+        super().__init__(spec=spec, given={"keep_alive_seconds": keep_alive_seconds}, **kwargs)
         check_keep_alive(keep_alive_seconds)
         self.keep_alive_seconds = keep_alive_seconds
         self.model_asset = model_asset

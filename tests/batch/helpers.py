@@ -5,13 +5,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pytest
-from airflow.sdk.exceptions import TaskDeferred
-
 from lyftlearn_provider.naming import training_job_name
 from lyftlearn_provider.operators.batch import RunBatchJobOperator
 from lyftlearn_provider.triggers.training import TrainingJobTrigger
 from tests.helpers import StandInTaskInstance, make_spec
+from tests.operators.test_training_operator import defer as defer_training
 
 #: The run's processing job: named as every job task's job is (dag, task, run — never the try).
 BASE = training_job_name(dag_id="retrain_fraud", task_id="train", run_id=StandInTaskInstance.run_id)
@@ -48,10 +46,8 @@ def creates(aws) -> int:
 
 
 def defer(operator, context) -> TrainingJobTrigger:
-    with pytest.raises(TaskDeferred) as deferred:
-        operator.execute(context)
-    trigger = deferred.value.trigger
-    assert isinstance(trigger, TrainingJobTrigger)
+    """Execute until the task defers; return its trigger, which must follow a processing job."""
+    trigger = defer_training(operator, context)
     assert trigger.kind.name == "processing"
     return trigger
 

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from lyftlearn_provider.exceptions import InvalidSpecError
@@ -21,6 +19,7 @@ from tests.batch.helpers import (
     wait_until_created,
 )
 from tests.helpers import make_context
+from tests.operators.test_training_operator import run_in_thread
 
 FEW_RETRIES = {"retries": {"mode": "standard", "total_max_attempts": 2}}
 
@@ -134,20 +133,16 @@ def test_r4_create_survives_5xx_and_a_reset_with_exactly_one_job(aws):
 
 
 def test_r4_synchronous_wait_rides_out_throttling_5xx_and_resets(aws):
-    # Few botocore retries, so the storm outlasts them and the operator's own back-off must carry on.
+    # Few botocore retries, so the storm outlasts them and the hook's own back-off must carry on.
     operator = make_batch(deferrable=False, botocore_config=FEW_RETRIES, poll_interval=0.02)
-    result: dict = {}
-    worker = threading.Thread(target=lambda: result.update(operator.execute(make_context())))
-    worker.start()
+    worker, outcome = run_in_thread(lambda: operator.execute(make_context()))
     wait_until_created(aws, BASE)
-    aws.control.inject("throttle", 8, action="DescribeProcessingJob")
-    aws.control.inject("server_error", 3, action="DescribeProcessingJob")
-    aws.control.inject("reset", 2, action="DescribeProcessingJob")
+    for kind, count in (("throttle", 8), ("server_error", 3), ("reset", 2)):
+        aws.control.inject(kind, count, action="DescribeProcessingJob")
     finish(aws, BASE)
     worker.join(60)
-    assert result["status"] == "Completed"
-    assert creates(aws) == 1
-    assert aws.control.faults() == []
+    assert outcome["result"]["status"] == "Completed"
+    assert (creates(aws), aws.control.faults()) == (1, [])
 
 
 def test_r4_stop_on_kill_survives_throttling(aws):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import threading
 
 import pytest
 
@@ -163,22 +162,12 @@ def test_r1_lost_create_response_is_adopted_not_duplicated(aws):
 
 def test_r1_on_kill_stops_the_job_being_waited_for(aws):
     operator = make_batch(deferrable=False)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            operator.execute(make_context())
-        except BaseException as error:  # the job ends Stopped: the task must fail
-            errors.append(error)
-
-    worker = threading.Thread(target=run)
-    worker.start()
+    worker, outcome = run_in_thread(lambda: operator.execute(make_context()))
     wait_until_created(aws, BASE)
-    operator.on_kill()
+    operator.on_kill()  # the worker is told to stop: the job must not run on
     worker.join(10)
     assert processing(aws).wait_for_status(BASE, "Stopped")["ProcessingJobStatus"] == "Stopped"
-    assert isinstance(errors[0], BatchJobError)
-    assert "killed" in str(errors[0])
+    assert isinstance(outcome["error"], BatchJobError) and "killed" in str(outcome["error"])
 
 
 def test_r1_kill_while_the_create_request_is_in_flight_stops_what_it_created(aws):

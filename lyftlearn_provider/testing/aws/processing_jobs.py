@@ -15,10 +15,17 @@ Only the responses differ, shaped as ``DescribeProcessingJob`` and ``ProcessingJ
 from __future__ import annotations
 
 import copy
+import functools
 from typing import Any
 
 from lyftlearn_provider.job_kinds import PROCESSING
 from lyftlearn_provider.testing.aws.training_jobs import TrainingJobStore, _echoed_members, _Job
+from lyftlearn_provider.testing.aws.validation import sagemaker_model
+
+
+@functools.lru_cache(maxsize=1)
+def _summary_members() -> tuple[str, ...]:
+    return tuple(sagemaker_model().shape_for("ProcessingJobSummary").members)
 
 
 class ProcessingJobStore(TrainingJobStore):
@@ -27,33 +34,15 @@ class ProcessingJobStore(TrainingJobStore):
     kind = PROCESSING
 
     def _summary(self, job: _Job, now: float) -> dict[str, Any]:
-        summary: dict[str, Any] = {
-            "ProcessingJobName": job.name,
-            "ProcessingJobArn": job.arn,
-            "CreationTime": job.created,
-            "LastModifiedTime": job.modified,
-            "ProcessingJobStatus": job.status,
-        }
-        if job.training_end is not None:
-            summary["ProcessingEndTime"] = job.training_end
-        if job.failure_reason is not None:
-            summary["FailureReason"] = job.failure_reason
-            summary["ExitMessage"] = job.failure_reason
-        return summary
+        # A ProcessingJobSummary is a part of DescribeProcessingJob: the members botocore's model names.
+        described = self._describe(job, now)
+        return {member: described[member] for member in _summary_members() if member in described}
 
     def _describe(self, job: _Job, now: float) -> dict[str, Any]:
         described: dict[str, Any] = copy.deepcopy(
             {key: value for key, value in job.request.items() if key in _echoed_members(PROCESSING)}
         )
-        described.update(
-            {
-                "ProcessingJobName": job.name,
-                "ProcessingJobArn": job.arn,
-                "ProcessingJobStatus": job.status,
-                "CreationTime": job.created,
-                "LastModifiedTime": job.modified,
-            }
-        )
+        described.update(self._identity(job))
         if job.failure_reason is not None:
             described["FailureReason"] = job.failure_reason
             described["ExitMessage"] = job.failure_reason

@@ -634,6 +634,17 @@ class TrainingJobStore:
             summary["WarmPoolStatus"] = pool
         return summary
 
+    def _identity(self, job: _Job) -> dict[str, Any]:
+        """Return the name, ARN, status and times every kind's Describe…Job answers with."""
+        kind = self.kind
+        return {
+            kind.name_field: job.name,
+            kind.arn_field: job.arn,
+            kind.status_field: job.status,
+            "CreationTime": job.created,
+            "LastModifiedTime": job.modified,
+        }
+
     def _describe(self, job: _Job, now: float) -> dict[str, Any]:
         described: dict[str, Any] = {
             "EnableNetworkIsolation": False,
@@ -644,15 +655,11 @@ class TrainingJobStore:
         described.update(
             copy.deepcopy({k: v for k, v in job.request.items() if k in _echoed_members(self.kind)})
         )
+        described.update(self._identity(job))
         described.update(
             {
-                "TrainingJobName": job.name,
-                "TrainingJobArn": job.arn,
                 "ModelArtifacts": {"S3ModelArtifacts": job.artifact},
-                "TrainingJobStatus": job.status,
                 "SecondaryStatus": job.secondary,
-                "CreationTime": job.created,
-                "LastModifiedTime": job.modified,
                 "SecondaryStatusTransitions": copy.deepcopy(job.transitions),
             }
         )
