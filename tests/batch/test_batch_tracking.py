@@ -154,3 +154,14 @@ async def test_events_of_both_kinds_reach_one_consumer_long_before_reconciliatio
     kinds = {event["detail-type"] for event in aws.control.events()}
     assert "SageMaker Processing Job State Change" in kinds
     assert len(aws.control.calls(action="ListProcessingJobs")) <= 2
+
+
+async def test_batch_trigger_round_trips_and_stops_its_processing_job_on_mark_failed(aws):
+    create_batch("ll-kill-batch")
+    trigger = BatchJobTrigger("ll-kill-batch", source="shared", poll_interval=5.0)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "lyftlearn_provider.triggers.training.BatchJobTrigger"
+    assert kwargs["job_kind"] == "processing"
+    await BatchJobTrigger(**kwargs).on_kill()  # what Airflow >= 3.3 calls when the task is marked failed
+    assert [c["job_name"] for c in aws.control.calls(action="StopProcessingJob")] == ["ll-kill-batch"]
+    assert aws.control.calls(action="StopTrainingJob") == []
