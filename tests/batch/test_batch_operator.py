@@ -13,6 +13,7 @@ from tests.batch.helpers import (
     BASE,
     MODEL,
     OUTPUTS,
+    batch_spec,
     creates,
     defer,
     finish,
@@ -195,3 +196,24 @@ def test_r1_synchronous_deadline_stops_the_job(aws):
     with pytest.raises(BatchJobError, match="timed out"):
         operator.execute(make_context())
     assert processing(aws).job(BASE)["ProcessingJobStatus"] in ("Stopping", "Stopped")
+
+
+def test_values_over_processings_limits_spill_to_s3(aws):
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="lyftlearn-models")
+    # 300 characters fit a training job's environment (512) but not a Processing job's (256).
+    features = "x" * 300
+    spec = batch_spec(environment={"FEATURES": features, **{f"V{i}": "1" for i in range(99)}})
+    defer(make_batch(deferrable=True, spec=spec), make_context())
+    environment = processing(aws).job(BASE)["Environment"]
+    assert len(environment) <= 100 and "FEATURES" not in environment
+    assert environment["LYFTLEARN_RUNTIME"] == "batch"
+    uri = environment["LYFTLEARN_SPILL_URI"]
+    assert uri.endswith(f"/{BASE}/runtime-batch.json")
+    body = s3.get_object(Bucket="lyftlearn-models", Key=uri.removeprefix("s3://lyftlearn-models/"))["Body"]
+    document = json.loads(body.read())
+    assert document["environment"]["FEATURES"] == features
+    kept = {name: value for name, value in environment.items() if name != "LYFTLEARN_SPILL_URI"}
+    assert set(kept) | set(document["environment"]) >= {"FEATURES", "V0", "V98"}  # nothing lost
