@@ -165,3 +165,17 @@ async def test_batch_trigger_round_trips_and_stops_its_processing_job_on_mark_fa
     await BatchJobTrigger(**kwargs).on_kill()  # what Airflow >= 3.3 calls when the task is marked failed
     assert [c["job_name"] for c in aws.control.calls(action="StopProcessingJob")] == ["ll-kill-batch"]
     assert aws.control.calls(action="StopTrainingJob") == []
+
+
+async def test_polling_a_batch_job_rides_out_throttling_5xx_and_resets(aws):
+    create_batch("ll-poll-storm")
+    for kind, count in (("throttle", 3), ("server_error", 2), ("reset", 2)):
+        aws.control.inject(kind, count, action="DescribeProcessingJob")
+    waiting = asyncio.ensure_future(first_events(triggers({"ll-poll-storm": "processing"}, "poll", 0.05), 30))
+    await until(lambda: aws.control.faults() == [], "the storm to pass")
+    aws.control.processing().complete("ll-poll-storm")
+    payloads = await waiting
+    assert (payloads["ll-poll-storm"]["status"], payloads["ll-poll-storm"]["job_status"]) == (
+        "terminal",
+        "Completed",
+    )
