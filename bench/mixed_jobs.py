@@ -30,7 +30,6 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from tracking import (  # noqa: E402 - bench/ is not a package: its sibling is imported by path
     DEFAULT_INTERVAL,
     EVENTS_RECONCILE_INTERVALS,
-    REGION,
     Result,
     check_event,
     create_jobs,
@@ -55,39 +53,6 @@ KINDS = ("training", "processing")
 
 def kind_of(name: str) -> str:
     return "processing" if "-batch-" in name else "training"
-
-
-def create_batch_jobs(url: str, names: list[str]) -> None:
-    """Create the processing jobs (8 at a time), as RunBatchJobOperator would render them."""
-    import boto3
-    from botocore.config import Config
-
-    from lyftlearn_provider.rendering.sagemaker import render_processing_job
-    from lyftlearn_provider.runtime import ResourceProfile, RuntimeSpec
-
-    spec = RuntimeSpec(
-        image="123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud-model:1",
-        role_arn="arn:aws:iam::123456789012:role/lyftlearn-training",
-        output_s3_uri="s3://lyftlearn-models/fraud",
-        command=("python", "-m", "fraud.score"),
-        inputs={"transactions": "s3://lyftlearn-data/transactions/2026-11-28"},
-        resources=ResourceProfile(instance_type="ml.m5.xlarge"),
-    )
-    client = boto3.client(
-        "sagemaker", endpoint_url=url, region_name=REGION, config=Config(max_pool_connections=8)
-    )
-
-    def create(name: str) -> None:
-        request = render_processing_job(
-            spec,
-            job_name=name,
-            max_runtime_seconds=3600,
-            outputs={"predictions": "s3://lyftlearn-predictions/fraud/2026-11-28"},
-        ).request
-        client.create_processing_job(**request)
-
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        list(pool.map(create, names))
 
 
 def mixed_factories(interval: float) -> dict[str, Callable[[str], Any]]:
@@ -135,7 +100,7 @@ def run_mixed(tracker: str, factory: Callable[[str], Any], control: Any, url: st
         route = EventRouteHook(aws_conn_id="aws_default").ensure_route("ll")
         os.environ["LYFTLEARN_BENCH_QUEUE_URL"] = route["queue_url"]
     create_jobs(url, [n for n in names if kind_of(n) == "training"])
-    create_batch_jobs(url, [n for n in names if kind_of(n) == "processing"])
+    create_jobs(url, [n for n in names if kind_of(n) == "processing"], kind="processing")
     control.reset_calls()
     try:
         tracked = asyncio.run(track(factory, names, control, args))
