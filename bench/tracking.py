@@ -149,12 +149,14 @@ def point_at(url: str, scale: float) -> None:
     )
 
 
-def create_jobs(url: str, names: list[str]) -> None:
-    """Create the training jobs (8 at a time), as our operator would render them."""
+def create_jobs(url: str, names: list[str], kind: str = "training") -> None:
+    """Create the jobs (8 at a time), as our operators would render them: training, or batch (processing)."""
+    import dataclasses
+
     import boto3
     from botocore.config import Config
 
-    from lyftlearn_provider.rendering.sagemaker import render_training_job
+    from lyftlearn_provider.rendering.sagemaker import render_processing_job, render_training_job
     from lyftlearn_provider.runtime import ResourceProfile, RuntimeSpec
 
     spec = RuntimeSpec(
@@ -170,8 +172,14 @@ def create_jobs(url: str, names: list[str]) -> None:
     )
 
     def create(name: str) -> None:
-        request = render_training_job(spec, job_name=name, max_runtime_seconds=3600).request
-        client.create_training_job(**request)
+        if kind == "processing":
+            batch = dataclasses.replace(spec, command=("python", "-m", "fraud.score"), hyperparameters={})
+            outputs = {"predictions": "s3://lyftlearn-predictions/fraud/2026-11-28"}
+            rendering = render_processing_job(batch, job_name=name, max_runtime_seconds=3600, outputs=outputs)
+            client.create_processing_job(**rendering.request)
+        else:
+            request = render_training_job(spec, job_name=name, max_runtime_seconds=3600).request
+            client.create_training_job(**request)
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(create, names))

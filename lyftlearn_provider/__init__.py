@@ -15,6 +15,7 @@ _EXPORTS = {
     "RuntimeSpec": "lyftlearn_provider.runtime",
     "ResourceProfile": "lyftlearn_provider.runtime",
     "TrainModelOperator": "lyftlearn_provider.operators.training",
+    "RunBatchJobOperator": "lyftlearn_provider.operators.batch",
     "ValidateModelOperator": "lyftlearn_provider.operators.validation",
     "DeployModelOperator": "lyftlearn_provider.operators.deployment",
     "GateModelOperator": "lyftlearn_provider.operators.gate",
@@ -26,6 +27,7 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:
+    from lyftlearn_provider.operators.batch import RunBatchJobOperator as RunBatchJobOperator
     from lyftlearn_provider.operators.deployment import DeployModelOperator as DeployModelOperator
     from lyftlearn_provider.operators.gate import GateModelOperator as GateModelOperator
     from lyftlearn_provider.operators.training import TrainModelOperator as TrainModelOperator

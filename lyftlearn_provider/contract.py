@@ -9,10 +9,14 @@ The program in the image sees the same environment on every runtime
 - every entry of ``RuntimeSpec.environment``, unchanged;
 - the run's identity passed by the operator (``LYFTLEARN_DAG_ID``, ``LYFTLEARN_RUN_ID``,
   ``LYFTLEARN_DATA_INTERVAL_START``, ``LYFTLEARN_DATA_INTERVAL_END``, ...);
-- ``LYFTLEARN_RUNTIME``: ``sagemaker`` | ``kubernetes`` (training) | ``validation`` | ``serving`` --
-  the one entry that differs between runtimes;
-- ``LYFTLEARN_MODEL_URI``: the trained model's ``s3://`` URI, where there is one to load (validation and
-  serving; training produces it);
+- ``LYFTLEARN_RUNTIME``: ``sagemaker`` | ``kubernetes`` (training) | ``validation`` | ``serving`` |
+  ``batch`` -- the one entry that differs between runtimes;
+- ``LYFTLEARN_MODEL_URI``: the trained model's ``s3://`` URI, where there is one to load (validation,
+  serving and batch scoring; training produces it);
+- batch jobs only: ``LYFTLEARN_INPUTS`` and ``LYFTLEARN_OUTPUTS``, compact JSON objects of name to the
+  local directory of each input (``/opt/ml/processing/input/<name>`` on SageMaker, where Processing
+  downloads it) and each output (``/opt/ml/processing/output/<name>``, uploaded when the job ends), and
+  ``LYFTLEARN_OUTPUT_URIS``, name to each output's ``s3://`` prefix;
 - ``LYFTLEARN_JOB_NAME``: the training job's (or pod's) name;
 - ``LYFTLEARN_CONFIG``: the app config as compact JSON with sorted keys, when there is any;
 - ``LYFTLEARN_SECRETS``: a compact JSON object of environment variable name to secret reference
@@ -46,6 +50,7 @@ does and a pod does not.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 from collections.abc import Mapping
@@ -74,6 +79,9 @@ ENV_STATSD_HOST = "LYFTLEARN_STATSD_HOST"
 ENV_STATSD_PORT = "LYFTLEARN_STATSD_PORT"
 ENV_SPILL_URI = "LYFTLEARN_SPILL_URI"
 ENV_MODEL_URI = "LYFTLEARN_MODEL_URI"
+ENV_INPUTS = "LYFTLEARN_INPUTS"
+ENV_OUTPUTS = "LYFTLEARN_OUTPUTS"
+ENV_OUTPUT_URIS = "LYFTLEARN_OUTPUT_URIS"
 #: Set by the rendering itself; the operator's run environment may not use them.
 PROVIDER_ENVIRONMENT_KEYS = frozenset(
     {
@@ -85,6 +93,9 @@ PROVIDER_ENVIRONMENT_KEYS = frozenset(
         ENV_STATSD_PORT,
         ENV_SPILL_URI,
         ENV_MODEL_URI,
+        ENV_INPUTS,
+        ENV_OUTPUTS,
+        ENV_OUTPUT_URIS,
     }
 )
 
@@ -93,6 +104,9 @@ INPUT_CONFIG_DIR = "/opt/ml/input/config"
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 HYPERPARAMETERS_PATH = f"{INPUT_CONFIG_DIR}/{HYPERPARAMETERS_FILE}"
 INPUT_DATA_DIR = "/opt/ml/input/data"
+#: Where a SageMaker Processing (batch) job finds its inputs and leaves its outputs, one folder each.
+PROCESSING_INPUT_DIR = "/opt/ml/processing/input"
+PROCESSING_OUTPUT_DIR = "/opt/ml/processing/output"
 #: Volume name to directory the program may write to on every runtime.
 WRITABLE_DIRECTORIES: Mapping[str, str] = MappingProxyType(
     {
@@ -106,6 +120,29 @@ WRITABLE_DIRECTORIES: Mapping[str, str] = MappingProxyType(
 STOP_GRACE_SECONDS = 120
 
 
+@dataclasses.dataclass(frozen=True)
+class BatchData:
+    """Where a batch job's program finds its inputs and leaves its outputs.
+
+    :param input_paths: input name to the local directory it is downloaded to.
+    :param output_paths: output name to the local directory uploaded when the job ends.
+    :param output_uris: output name to the ``s3://`` prefix it goes to.
+    """
+
+    input_paths: Mapping[str, str]
+    output_paths: Mapping[str, str]
+    output_uris: Mapping[str, str]
+
+    @classmethod
+    def for_processing(cls, inputs: Mapping[str, str], outputs: Mapping[str, str]) -> BatchData:
+        """Return the layout of a SageMaker Processing job with these inputs and outputs (name to S3)."""
+        return cls(
+            input_paths={name: f"{PROCESSING_INPUT_DIR}/{name}" for name in sorted(inputs)},
+            output_paths={name: f"{PROCESSING_OUTPUT_DIR}/{name}" for name in sorted(outputs)},
+            output_uris=dict(sorted(outputs.items())),
+        )
+
+
 class Runtime(str, enum.Enum):
     """Name the runtime a container runs on, as ``LYFTLEARN_RUNTIME`` tells it."""
 
@@ -113,6 +150,7 @@ class Runtime(str, enum.Enum):
     KUBERNETES = "kubernetes"
     VALIDATION = "validation"
     SERVING = "serving"
+    BATCH = "batch"
 
 
 def check_user_environment_name(name: object, field: str) -> None:
@@ -150,6 +188,7 @@ def container_environment(
     job_name: str,
     run_environment: Mapping[str, str] = EMPTY,
     model_uri: str | None = None,
+    data: BatchData | None = None,
 ) -> dict[str, str]:
     """Return the environment the program in the container sees, sorted by name (see the module docstring).
 
@@ -158,6 +197,8 @@ def container_environment(
     :param job_name: becomes ``LYFTLEARN_JOB_NAME``.
     :param run_environment: ``LYFTLEARN_*`` variables from the operator, e.g. ``LYFTLEARN_RUN_ID``.
     :param model_uri: the trained model to load (``s3://...``); becomes ``LYFTLEARN_MODEL_URI``.
+    :param data: a batch job's inputs and outputs; become ``LYFTLEARN_INPUTS``, ``LYFTLEARN_OUTPUTS`` and
+        ``LYFTLEARN_OUTPUT_URIS``.
     """
     try:
         runtime_name = Runtime(runtime).value
@@ -192,6 +233,10 @@ def container_environment(
     if model_uri is not None:
         check_s3_uri(model_uri, "model_uri")
         environment[ENV_MODEL_URI] = model_uri
+    if data is not None:
+        environment[ENV_INPUTS] = compact_json(data.input_paths)
+        environment[ENV_OUTPUTS] = compact_json(data.output_paths)
+        environment[ENV_OUTPUT_URIS] = compact_json(data.output_uris)
     if spec.config:
         environment[ENV_CONFIG] = compact_json(spec.config)
     if spec.secrets:

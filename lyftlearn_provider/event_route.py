@@ -1,4 +1,4 @@
-"""The EventBridge → SQS route of training-job state changes: its names and documents, pure.
+"""The EventBridge → SQS route of SageMaker job state changes (training, processing): its documents, pure.
 
 The rule's event pattern, the least-privilege queue policy and the queue attributes, as
 ``EventRouteHook`` writes and compares them and the trackers read them; ``events_setup`` is the
@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from lyftlearn_provider.exceptions import InvalidSpecError
+from lyftlearn_provider.job_kinds import JOB_KINDS, TRAINING
 from lyftlearn_provider.naming import DEFAULT_PREFIX, validate_prefix
 from lyftlearn_provider.status import TERMINAL_STATES
 
 EVENT_SOURCE = "aws.sagemaker"
-EVENT_DETAIL_TYPE = "SageMaker Training Job State Change"
+EVENT_DETAIL_TYPE = TRAINING.detail_type
+#: The detail-types the route forwards: every job kind's state changes, training and processing (batch).
+EVENT_DETAIL_TYPES = tuple(sorted(kind.detail_type for kind in JOB_KINDS.values()))
 EVENTS_PRINCIPAL = "events.amazonaws.com"
 #: The target's id on the rule; ``EventRouteHook`` owns the target with this id and no other.
 TARGET_ID = "lyftlearn-training-events"
@@ -106,7 +109,10 @@ def validate_queue_settings(
 
 def rule_pattern(prefix: str) -> dict[str, Any]:
     """
-    Return the rule's event pattern: terminal state changes of SageMaker training jobs named ``<prefix>-…``.
+    Return the rule's event pattern: terminal state changes of SageMaker jobs named ``<prefix>-…``.
+
+    Training and processing (batch) jobs both: one ``$or`` branch per kind, each on its own name and
+    status fields, so one queue (and one consumer per triggerer process) serves both kinds.
 
     Only ``Completed``, ``Failed`` and ``Stopped`` are forwarded: the trackers wait for a job's end and
     nothing else, while SageMaker sends an event for every secondary status too (Starting, Downloading,
@@ -116,11 +122,16 @@ def rule_pattern(prefix: str) -> dict[str, Any]:
     validate_prefix(prefix, field="prefix")
     return {
         "source": [EVENT_SOURCE],
-        "detail-type": [EVENT_DETAIL_TYPE],
-        "detail": {
-            "TrainingJobName": [{"prefix": f"{prefix}-"}],
-            "TrainingJobStatus": sorted(TERMINAL_STATES),
-        },
+        "detail-type": list(EVENT_DETAIL_TYPES),
+        "$or": [
+            {
+                "detail": {
+                    kind.name_field: [{"prefix": f"{prefix}-"}],
+                    kind.status_field: sorted(TERMINAL_STATES),
+                }
+            }
+            for kind in sorted(JOB_KINDS.values(), key=lambda kind: kind.name)
+        ],
     }
 
 

@@ -48,6 +48,18 @@ class TrainingJobError(JobError):
     kind = "SageMaker training job"
 
 
+class BatchJobError(JobError):
+    """A SageMaker processing (batch) job ended in a state the task cannot accept."""
+
+    kind = "SageMaker processing job"
+
+
+class BatchPodError(JobError):
+    """A batch pod (``backend="kubernetes"``) did not complete."""
+
+    kind = "Batch pod"
+
+
 class TrainingPodError(JobError):
     """A training pod (``backend="kubernetes"``) did not complete."""
 

@@ -26,6 +26,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "LyftLearn",
                 "python-modules": [
                     "lyftlearn_provider.operators.training",
+                    "lyftlearn_provider.operators.batch",
                     "lyftlearn_provider.operators.validation",
                     "lyftlearn_provider.operators.deployment",
                     "lyftlearn_provider.operators.gate",
@@ -56,6 +57,8 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "lyftlearn_provider.links.sagemaker.TrainingJobLink",
             "lyftlearn_provider.links.sagemaker.TrainingJobLogsLink",
+            "lyftlearn_provider.links.sagemaker.ProcessingJobLink",
+            "lyftlearn_provider.links.sagemaker.ProcessingJobLogsLink",
             "lyftlearn_provider.links.kubernetes.DeploymentLink",
         ],
         "config": {

@@ -13,6 +13,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 
+from lyftlearn_provider.job_kinds import PROCESSING, JobKind
+from lyftlearn_provider.job_kinds import TRAINING as TRAINING_KIND
 from lyftlearn_provider.status import TRAINING, iso, to_datetime
 
 
@@ -99,27 +101,23 @@ class WarmPool:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class TrainingResult(_XComResult):
-    """What a finished training task returns, the same on every backend.
+class PlatformJobResult(_XComResult):
+    """What every job kind's result on the SageMaker platform (or as a pod) holds.
 
-    Fields a backend cannot know are None (a pod has no ARN, billable seconds or warm pool).
+    Fields a backend cannot know are None (a pod has no ARN or billable seconds).
 
     :param backend: ``sagemaker`` or ``kubernetes``.
-    :param job_name: the job (or pod) that trained.
+    :param job_name: the job (or pod) that ran.
     :param job_arn: SageMaker's ARN of the job.
     :param status: ``Completed``.
     :param attempt: 1 for the run's first job, 2 for ``<name>-a2`` ...
     :param adopted: whether this task found the job already there (a retry, a clear, a lost response).
-    :param model_artifact_uri: where the model is, e.g. ``s3://.../model.tar.gz``.
-    :param image: the pinned image that trained, ``registry/repo@sha256:...``.
+    :param image: the pinned image that ran, ``registry/repo@sha256:...``.
     :param image_resolution: how that image was resolved (``ImageResolution.to_dict()``), or None.
     :param soci: ``"v2"``, ``"v1"`` or None.
-    :param final_metrics: metric name to final value.
-    :param startup_seconds: seconds per start-up phase before training began.
+    :param startup_seconds: seconds per start-up phase, where the platform reports them.
     :param startup_total_seconds: their sum.
-    :param training_seconds: seconds in the training phase.
     :param billable_seconds: SageMaker's billable seconds.
-    :param warm_pool: the warm pool the job kept or started on.
     :param created_at: when the job was created (ISO 8601).
     :param ended_at: when it ended (ISO 8601).
     :param data_interval_start: the run's data interval start (ISO 8601), or None.
@@ -132,20 +130,32 @@ class TrainingResult(_XComResult):
     status: str
     attempt: int
     adopted: bool
-    model_artifact_uri: str | None
     image: str | None
     image_resolution: Mapping[str, Any] | None
     soci: str | None
-    final_metrics: Mapping[str, float]
     startup_seconds: Mapping[str, float]
     startup_total_seconds: float
-    training_seconds: float | None
     billable_seconds: int | None
-    warm_pool: WarmPool | None
     created_at: str | None
     ended_at: str | None
     data_interval_start: str | None
     data_interval_end: str | None
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainingResult(PlatformJobResult):
+    """What a finished training task returns, the same on every backend (see :class:`PlatformJobResult`).
+
+    :param model_artifact_uri: where the model is, e.g. ``s3://.../model.tar.gz``.
+    :param final_metrics: metric name to final value.
+    :param training_seconds: seconds in the training phase.
+    :param warm_pool: the warm pool the job kept or started on.
+    """
+
+    model_artifact_uri: str | None
+    final_metrics: Mapping[str, float]
+    training_seconds: float | None
+    warm_pool: WarmPool | None
 
     def describe_startup(self) -> str:
         """Return one log line that explains where the job's start-up time went."""
@@ -190,6 +200,84 @@ class ValidationResult(_XComResult):
     data_interval_end: str | None
 
 
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BatchResult(PlatformJobResult):
+    """What a finished batch task returns, the same on every backend (see :class:`PlatformJobResult`).
+
+    SageMaker Processing reports no start-up phases: creation to ``ProcessingStartTime`` is given as
+    ``Starting``; billable seconds are run seconds times instances (Processing bills per instance-second).
+
+    :param outputs: output name to the ``s3://`` prefix it was written to.
+    :param model_uri: the model the job loaded, if any.
+    :param run_seconds: seconds the program ran (``ProcessingStartTime`` to ``ProcessingEndTime``).
+    :param exit_message: the program's exit message, when it left one.
+    """
+
+    outputs: Mapping[str, str]
+    model_uri: str | None
+    run_seconds: float | None
+    exit_message: str | None
+
+
+def _described(
+    description: Mapping[str, Any],
+    kind: JobKind,
+    attempt: int,
+    adopted: bool,
+    image_resolution: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """Return the :class:`PlatformJobResult` fields every kind's ``Describe…Job`` answers alike."""
+    return {
+        "backend": "sagemaker",
+        "job_name": description[kind.name_field],
+        "job_arn": description.get(kind.arn_field),
+        "status": description[kind.status_field],
+        "attempt": attempt,
+        "adopted": adopted,
+        "image_resolution": dict(image_resolution) if image_resolution else None,
+        "soci": image_resolution.get("soci") if image_resolution else None,
+    }
+
+
+def from_processing_job(
+    description: Mapping[str, Any],
+    *,
+    attempt: int,
+    adopted: bool,
+    model_uri: str | None = None,
+    image_resolution: Mapping[str, Any] | None = None,
+    data_interval_start: Any = None,
+    data_interval_end: Any = None,
+) -> BatchResult:
+    """Return the result of a finished SageMaker processing job from its ``DescribeProcessingJob``."""
+    created = to_datetime(description.get("CreationTime"))
+    started = to_datetime(description.get("ProcessingStartTime"))
+    ended = to_datetime(description.get("ProcessingEndTime"))
+    startup = _seconds(created, started)
+    run_seconds = _seconds(started, ended)
+    count = ((description.get("ProcessingResources") or {}).get("ClusterConfig") or {}).get(
+        "InstanceCount"
+    ) or 1
+    outputs = (description.get("ProcessingOutputConfig") or {}).get("Outputs") or []
+    return BatchResult(
+        **_described(description, PROCESSING, attempt, adopted, image_resolution),
+        outputs={
+            output["OutputName"]: output["S3Output"]["S3Uri"] for output in outputs if "S3Output" in output
+        },
+        model_uri=model_uri,
+        image=(description.get("AppSpecification") or {}).get("ImageUri"),
+        startup_seconds={} if startup is None else {"Starting": startup},
+        startup_total_seconds=startup or 0.0,
+        run_seconds=run_seconds,
+        billable_seconds=None if run_seconds is None else max(1, round(run_seconds)) * int(count),
+        exit_message=description.get("ExitMessage"),
+        created_at=iso(created),
+        ended_at=iso(ended),
+        data_interval_start=iso(data_interval_start),
+        data_interval_end=iso(data_interval_end),
+    )
+
+
 def from_training_job(
     description: Mapping[str, Any],
     *,
@@ -206,16 +294,9 @@ def from_training_job(
     pool = description.get("WarmPoolStatus")
     keep_alive = (description.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds")
     return TrainingResult(
-        backend="sagemaker",
-        job_name=description["TrainingJobName"],
-        job_arn=description.get("TrainingJobArn"),
-        status=description["TrainingJobStatus"],
-        attempt=attempt,
-        adopted=adopted,
+        **_described(description, TRAINING_KIND, attempt, adopted, image_resolution),
         model_artifact_uri=(description.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
         image=(description.get("AlgorithmSpecification") or {}).get("TrainingImage"),
-        image_resolution=dict(image_resolution) if image_resolution else None,
-        soci=image_resolution.get("soci") if image_resolution else None,
         final_metrics={
             metric["MetricName"]: metric["Value"] for metric in description.get("FinalMetricDataList") or []
         },

@@ -38,10 +38,12 @@ THROTTLING_CODES = frozenset(
 #: The IAM actions the trackers call: what :func:`classify` is told, and what a warning asks to grant.
 DESCRIBE_TRAINING_JOB = "sagemaker:DescribeTrainingJob"
 LIST_TRAINING_JOBS = "sagemaker:ListTrainingJobs"
+DESCRIBE_PROCESSING_JOB = "sagemaker:DescribeProcessingJob"
+LIST_PROCESSING_JOBS = "sagemaker:ListProcessingJobs"
 GET_QUEUE_ATTRIBUTES = "sqs:GetQueueAttributes"
 RECEIVE_MESSAGE = "sqs:ReceiveMessage"
 #: Operations whose only input is one job's name: an answer about their input is about that job.
-JOB_OPERATIONS = frozenset({DESCRIBE_TRAINING_JOB})
+JOB_OPERATIONS = frozenset({DESCRIBE_TRAINING_JOB, DESCRIBE_PROCESSING_JOB})
 
 #: The caller's identity may not make the call: an IAM policy, a permission boundary or an SCP.
 PERMISSION_CODES = frozenset(

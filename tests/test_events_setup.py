@@ -52,13 +52,24 @@ def hook() -> EventRouteHook:
 
 # ---------------------------------------------------------------------------- pure documents
 def test_rule_pattern_matches_terminal_state_changes_of_prefixed_jobs_only():
+    # Both job kinds, training and processing (batch), each on its own name and status fields.
     assert rule_pattern("ll") == {
         "source": ["aws.sagemaker"],
-        "detail-type": ["SageMaker Training Job State Change"],
-        "detail": {
-            "TrainingJobName": [{"prefix": "ll-"}],
-            "TrainingJobStatus": ["Completed", "Failed", "Stopped"],
-        },
+        "detail-type": ["SageMaker Processing Job State Change", "SageMaker Training Job State Change"],
+        "$or": [
+            {
+                "detail": {
+                    "ProcessingJobName": [{"prefix": "ll-"}],
+                    "ProcessingJobStatus": ["Completed", "Failed", "Stopped"],
+                }
+            },
+            {
+                "detail": {
+                    "TrainingJobName": [{"prefix": "ll-"}],
+                    "TrainingJobStatus": ["Completed", "Failed", "Stopped"],
+                }
+            },
+        ],
     }
 
 

@@ -7,7 +7,9 @@ DAG is parsed without importing any backend module.
 from __future__ import annotations
 
 #: Operator arguments only the SageMaker backend reads.
-SAGEMAKER_ARGUMENTS = frozenset({"tags", "keep_alive_seconds", "tracking", "events_queue_url"})
+SAGEMAKER_ARGUMENTS = frozenset(
+    {"tags", "keep_alive_seconds", "tracking", "events_queue_url", "network_config"}
+)
 #: Operator arguments only the Kubernetes (pod) backend reads.
 KUBERNETES_ARGUMENTS = frozenset(
     {

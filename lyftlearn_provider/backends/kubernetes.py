@@ -36,8 +36,9 @@ from lyftlearn_provider.backends.base import (
     JobSettings,
     JobState,
 )
-from lyftlearn_provider.contract import Runtime
+from lyftlearn_provider.contract import BatchData, Runtime
 from lyftlearn_provider.exceptions import (
+    BatchPodError,
     InvalidSpecError,
     LyftLearnError,
     TrainingPodError,
@@ -53,7 +54,7 @@ from lyftlearn_provider.rendering.kubernetes import (
     require_service_account_role,
     xcom_sidecar_security_context,
 )
-from lyftlearn_provider.results import TrainingResult, ValidationResult
+from lyftlearn_provider.results import BatchResult, TrainingResult, ValidationResult
 from lyftlearn_provider.status import iso, to_datetime
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ class PodBackend(JobBackend):
     :param startup_timeout_seconds: how long the pod may take to start.
     :param input_loader_image: an AWS CLI image that copies the spec's inputs into the pod.
     :param model_uri: the trained model the program loads (``LYFTLEARN_MODEL_URI``), if any.
+    :param data: a batch job's inputs and outputs (``LYFTLEARN_INPUTS`` ...), if it is one.
     """
 
     arguments = KUBERNETES_ARGUMENTS
@@ -141,9 +143,11 @@ class PodBackend(JobBackend):
         startup_timeout_seconds: int,
         input_loader_image: str | None,
         model_uri: str | None = None,
+        data: BatchData | None = None,
     ) -> None:
         super().__init__(operator, settings)
         self.model_uri = model_uri
+        self.data = data
         self.kubernetes_conn_id = kubernetes_conn_id
         self.namespace = namespace
         self.service_account_name = service_account_name
@@ -151,6 +155,30 @@ class PodBackend(JobBackend):
         self.input_loader_image = input_loader_image
         self._pod_operator: KubernetesPodOperator | None = None
         self._pending: Deferral | None = None
+
+    def platform_result_fields(self, run: JobRun, job: Job, record: JobRecord) -> dict[str, Any]:
+        """Return what every job kind's result of a finished pod says (:class:`PlatformJobResult`)."""
+        times = self.times()
+        startup = times.seconds(times.created, times.started)
+        image = record.image
+        return {
+            "backend": "kubernetes",
+            "job_name": job.name,
+            "job_arn": None,
+            "status": "Completed",
+            "attempt": record.attempt,
+            "adopted": record.adopted,
+            "image": image["pinned"] if image else self.spec.image,
+            "image_resolution": dict(image) if image else None,
+            "soci": image.get("soci") if image else None,
+            "startup_seconds": {} if startup is None else {"Pending": startup},
+            "startup_total_seconds": startup or 0.0,
+            "billable_seconds": None,
+            "created_at": iso(times.created),
+            "ended_at": iso(times.ended),
+            "data_interval_start": iso(run.identity.data_interval_start),
+            "data_interval_end": iso(run.identity.data_interval_end),
+        }
 
     @cached_property
     def hook(self) -> KubernetesHook:
@@ -243,6 +271,7 @@ class PodBackend(JobBackend):
             run=RunLabels(base_name=run.identity.base_name, attempt=attempt, image_reference=reference),
             runtime=self.runtime.value,
             model_uri=self.model_uri,
+            data=self.data,
         )
         if rendering.spill_uri and rendering.spill_document:
             self._upload(rendering.spill_uri, rendering.spill_document)
@@ -363,30 +392,13 @@ class PodTrainingBackend(PodBackend):
         """Return the typed result from the finished pod and what its program wrote to the XCom file."""
         returned = job.details if isinstance(job.details, Mapping) else {}
         times = self.times()
-        startup = times.seconds(times.created, times.started)
         metrics = returned.get("metrics")
-        image = record.image
         return TrainingResult(
-            backend="kubernetes",
-            job_name=job.name,
-            job_arn=None,
-            status="Completed",
-            attempt=record.attempt,
-            adopted=record.adopted,
+            **self.platform_result_fields(run, job, record),
             model_artifact_uri=returned.get("model_artifact_uri"),
-            image=image["pinned"] if image else self.spec.image,
-            image_resolution=dict(image) if image else None,
-            soci=image.get("soci") if image else None,
             final_metrics=dict(metrics) if isinstance(metrics, Mapping) else {},
-            startup_seconds={} if startup is None else {"Pending": startup},
-            startup_total_seconds=startup or 0.0,
             training_seconds=times.seconds(times.started, times.ended),
-            billable_seconds=None,
             warm_pool=None,
-            created_at=iso(times.created),
-            ended_at=iso(times.ended),
-            data_interval_start=iso(run.identity.data_interval_start),
-            data_interval_end=iso(run.identity.data_interval_end),
         )
 
 
@@ -419,4 +431,26 @@ class PodValidationBackend(PodBackend):
             ended_at=iso(times.ended),
             data_interval_start=iso(run.identity.data_interval_start),
             data_interval_end=iso(run.identity.data_interval_end),
+        )
+
+
+class PodBatchBackend(PodBackend):
+    """Run a batch job as a pod: the program sees ``LYFTLEARN_RUNTIME=batch`` and writes its outputs to S3.
+
+    A pod uploads nothing when it ends (SageMaker Processing does): the program writes each output to
+    its prefix in ``LYFTLEARN_OUTPUT_URIS`` itself; the inputs are copied in as training's are.
+    """
+
+    job_error = BatchPodError
+    runtime = Runtime.BATCH
+
+    def result(self, run: JobRun, job: Job, record: JobRecord) -> BatchResult:
+        """Return the typed result of the finished pod."""
+        times = self.times()
+        return BatchResult(
+            **self.platform_result_fields(run, job, record),
+            outputs=dict(self.data.output_uris) if self.data else {},
+            model_uri=self.model_uri,
+            run_seconds=times.seconds(times.started, times.ended),
+            exit_message=None,
         )

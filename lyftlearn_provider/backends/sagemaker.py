@@ -1,4 +1,7 @@
-"""The SageMaker side of a training task: jobs found by name, created once, followed by triggers.
+"""The SageMaker side of a job task: jobs found by name, created once, followed by triggers.
+
+One backend class per job kind (:mod:`lyftlearn_provider.job_kinds`): training and processing (batch)
+share every step and differ in the request they render and the result they return.
 
 Imported when a DAG is parsed, so boto3 and the hooks are imported inside the methods that use them.
 """
@@ -10,7 +13,7 @@ import datetime as dt
 import time
 from collections.abc import Mapping
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lyftlearn_provider.backends import SAGEMAKER_ARGUMENTS
 from lyftlearn_provider.backends.base import (
@@ -22,9 +25,10 @@ from lyftlearn_provider.backends.base import (
     JobSettings,
     JobState,
 )
-from lyftlearn_provider.exceptions import LyftLearnError, TrainingJobError
-from lyftlearn_provider.rendering.sagemaker import render_training_job
-from lyftlearn_provider.results import from_training_job
+from lyftlearn_provider.exceptions import BatchJobError, JobError, LyftLearnError, TrainingJobError
+from lyftlearn_provider.job_kinds import PROCESSING, TRAINING, JobKind
+from lyftlearn_provider.rendering.sagemaker import render_processing_job, render_training_job
+from lyftlearn_provider.results import from_processing_job, from_training_job
 from lyftlearn_provider.retries import jittered
 from lyftlearn_provider.status import (
     COMPLETED,
@@ -41,8 +45,9 @@ from lyftlearn_provider.tags import identity_tags, tag_value
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
 
-    from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
-    from lyftlearn_provider.results import TrainingResult
+    from lyftlearn_provider.hooks.sagemaker import SageMakerJobHook
+    from lyftlearn_provider.rendering.sagemaker import JobRendering
+    from lyftlearn_provider.results import BatchResult, TrainingResult
 
 #: Error events in a row after which the task stops asking the triggerer and follows the job itself.
 MAX_TRACKING_ERRORS = 3
@@ -52,60 +57,79 @@ DEFERRAL_BACKSTOP_SECONDS = 60
 _STATES = {COMPLETED: JobState.SUCCEEDED, FAILED: JobState.FAILED, STOPPED: JobState.STOPPED}
 
 
-def job_from_description(description: Mapping[str, Any], attempt: int) -> Job:
-    """Return the backend-neutral view of a ``DescribeTrainingJob`` answer."""
-    status = description["TrainingJobStatus"]
+def _image_of(description: Mapping[str, Any]) -> str | None:
+    if "AppSpecification" in description:
+        return (description.get("AppSpecification") or {}).get("ImageUri")
+    return (description.get("AlgorithmSpecification") or {}).get("TrainingImage")
+
+
+def job_from_description(description: Mapping[str, Any], attempt: int, kind: JobKind = TRAINING) -> Job:
+    """Return the backend-neutral view of a ``DescribeTrainingJob`` (or ``DescribeProcessingJob``) answer."""
+    status = description[kind.status_field]
     reason = description.get("FailureReason")
     if status == STOPPED and not reason:
-        reason = f"secondary status {description.get('SecondaryStatus')}"
+        reason = (
+            f"secondary status {description.get('SecondaryStatus')}"
+            if "SecondaryStatus" in description
+            else description.get("ExitMessage") or "stopped"
+        )
     return Job(
-        name=description["TrainingJobName"],
+        name=description[kind.name_field],
         attempt=attempt,
         state=_STATES.get(status, JobState.RUNNING),
-        image=(description.get("AlgorithmSpecification") or {}).get("TrainingImage"),
+        image=_image_of(description),
         reason=reason,
         details=description,
     )
 
 
-class SageMakerTrainingBackend(JobBackend):
-    """Run a spec as a SageMaker training job.
+class SageMakerJobBackend(JobBackend):
+    """Run a spec as a SageMaker job of one kind; subclasses render its request and build its result.
 
     :param settings: what every backend is given (spec, AWS, time limit, poll interval, name prefix).
-    :param keep_alive_seconds: the warm pool's ``KeepAlivePeriodInSeconds``, or None.
     :param tags: the user's tags for the job.
     :param tracking: how a deferred task learns the job ended.
     :param events_queue_url: the queue of ``tracking="events"``.
     """
 
     arguments = SAGEMAKER_ARGUMENTS
-    job_error = TrainingJobError
+    job_error: ClassVar[type[JobError]] = TrainingJobError
     stopped_by = "console, API, or its MaxRuntimeInSeconds"
+    #: The kind of SageMaker job this backend runs.
+    kind: ClassVar[JobKind] = TRAINING
 
     def __init__(
         self,
         operator: BaseOperator,
         settings: JobSettings,
         *,
-        keep_alive_seconds: int | None,
         tags: Mapping[str, str],
         tracking: TrackingSource,
         events_queue_url: str | None,
     ) -> None:
         super().__init__(operator, settings)
-        self.keep_alive_seconds = keep_alive_seconds
         self.tags = dict(tags)
         self.tracking = tracking
         self.events_queue_url = events_queue_url
         #: The job being created: known before the request leaves, so a kill during it stops the job.
         self._creating: str | None = None
 
-    @cached_property
-    def hook(self) -> SageMakerTrainingHook:
-        """Return the SageMaker hook (imported here: DAG parsing must not pay for boto3)."""
-        from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
+    def render(
+        self, spec: Any, *, name: str, tags: Mapping[str, str], run_environment: Mapping[str, str]
+    ) -> JobRendering:
+        """Return the Create…Job request of one attempt."""
+        raise NotImplementedError
 
-        return SageMakerTrainingHook(
+    def _job(self, description: Mapping[str, Any], attempt: int) -> Job:
+        return job_from_description(description, attempt, self.kind)
+
+    @cached_property
+    def hook(self) -> SageMakerJobHook:
+        """Return the SageMaker hook of this kind (imported here: DAG parsing must not pay for boto3)."""
+        from lyftlearn_provider.hooks.sagemaker import job_hook
+
+        return job_hook(
+            self.kind,
             aws_conn_id=self.aws.aws_conn_id,
             region_name=self.aws.region_name,
             verify=self.aws.verify,
@@ -117,11 +141,11 @@ class SageMakerTrainingBackend(JobBackend):
     def find(self, run: JobRun) -> Job | None:
         """Return the run's latest attempt (``base``, ``base-a2`` ...), or None."""
         attempt, description = self.hook.find_latest_attempt(run.identity.base_name)
-        return None if description is None else job_from_description(description, attempt)
+        return None if description is None else self._job(description, attempt)
 
     def image_reference(self, run: JobRun, job: Job) -> str | None:
         """Return the reference the job was created from: its ``lyftlearn:image-reference`` tag."""
-        arn = (job.details or {}).get("TrainingJobArn")
+        arn = (job.details or {}).get(self.kind.arn_field)
         return tag_value(self.hook.list_tags(arn), "image-reference") if arn else None
 
     def create(
@@ -131,11 +155,9 @@ class SageMakerTrainingBackend(JobBackend):
         identity = run.identity
         name = identity.attempt_name(attempt)
         spec = self.spec if image is None else dataclasses.replace(self.spec, image=image["pinned"])
-        rendering = render_training_job(
+        rendering = self.render(
             spec,
-            job_name=name,
-            max_runtime_seconds=self.settings.max_runtime_seconds,
-            keep_alive_seconds=self.keep_alive_seconds,
+            name=name,
             tags={
                 **self.tags,
                 **identity_tags(
@@ -156,18 +178,19 @@ class SageMakerTrainingBackend(JobBackend):
         self._creating = name
         description, created = self.hook.create_job(rendering.request)
         run.log.info(
-            "%s training job %s (%s).",
+            "%s %s %s (%s).",
             "Created" if created else "Found our earlier request's",
+            self.kind.noun,
             name,
-            description.get("TrainingJobArn"),
+            description.get(self.kind.arn_field),
         )
-        return job_from_description(description, attempt), created
+        return self._job(description, attempt), created
 
     def persist_links(self, run: JobRun, job: Job) -> None:
         """Record the job for the task's links to the SageMaker console and the job's logs."""
-        from lyftlearn_provider.links.sagemaker import TrainingJobLink, TrainingJobLogsLink
+        from lyftlearn_provider.links.sagemaker import links_of
 
-        for link in (TrainingJobLink, TrainingJobLogsLink):
+        for link in links_of(self.kind):
             link.persist(
                 context=run.context,
                 operator=self.operator,
@@ -209,8 +232,8 @@ class SageMakerTrainingBackend(JobBackend):
             self._stop_for_timeout(name)
         description = self.hook.describe_job(name)
         if description is None:
-            raise TrainingJobError(name, "missing", "SageMaker no longer knows this job")
-        job = job_from_description(description, record.attempt)
+            raise self.job_error(name, "missing", "SageMaker no longer knows this job")
+        job = self._job(description, record.attempt)
         if job.state.ended:
             return job
         # An error event, or an end that Describe does not show yet: the job runs, and the operator
@@ -251,6 +274,7 @@ class SageMakerTrainingBackend(JobBackend):
             source=self.tracking.value,
             queue_url=self.events_queue_url,
             job_name_prefix=self.settings.job_name_prefix if self.tracking is TrackingSource.EVENTS else None,
+            job_kind=self.kind.name,
         )
         return Deferral(trigger, timeout=timeout)
 
@@ -258,9 +282,9 @@ class SageMakerTrainingBackend(JobBackend):
         while True:
             description = self.hook.describe_job(name)
             if description is None:
-                raise TrainingJobError(name, "missing", "SageMaker no longer knows this job")
-            if is_terminal(description["TrainingJobStatus"]):
-                return job_from_description(description, record.attempt)
+                raise self.job_error(name, "missing", "SageMaker no longer knows this job")
+            if is_terminal(description[self.kind.status_field]):
+                return self._job(description, record.attempt)
             if record.deadline is not None and time.time() >= record.deadline:
                 self._stop_for_timeout(name)
             pause = jittered(self.settings.poll_interval)
@@ -270,7 +294,7 @@ class SageMakerTrainingBackend(JobBackend):
 
     def _stop_for_timeout(self, name: str) -> None:
         self.hook.stop_job(name)
-        raise TrainingJobError(name, "timed out", "the task's execution_timeout passed; the job was stopped")
+        raise self.job_error(name, "timed out", "the task's execution_timeout passed; the job was stopped")
 
     # ------------------------------------------------------------------ stop and finish
     def stop(self, run: JobRun, job_name: str | None) -> list[str]:
@@ -283,6 +307,33 @@ class SageMakerTrainingBackend(JobBackend):
             name = latest.name
         return [name] if self.hook.stop_job(name) else []
 
+
+class SageMakerTrainingBackend(SageMakerJobBackend):
+    """Run a spec as a SageMaker training job.
+
+    :param keep_alive_seconds: the warm pool's ``KeepAlivePeriodInSeconds``, or None.
+    """
+
+    job_error = TrainingJobError
+    kind = TRAINING
+
+    def __init__(self, *args: Any, keep_alive_seconds: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.keep_alive_seconds = keep_alive_seconds
+
+    def render(
+        self, spec: Any, *, name: str, tags: Mapping[str, str], run_environment: Mapping[str, str]
+    ) -> JobRendering:
+        """Return the CreateTrainingJob request of one attempt."""
+        return render_training_job(
+            spec,
+            job_name=name,
+            max_runtime_seconds=self.settings.max_runtime_seconds,
+            keep_alive_seconds=self.keep_alive_seconds,
+            tags=tags,
+            run_environment=run_environment,
+        )
+
     def result(self, run: JobRun, job: Job, record: JobRecord) -> TrainingResult:
         """Return the typed result, naming the warm pool the job started on."""
         description = job.details
@@ -293,6 +344,58 @@ class SageMakerTrainingBackend(JobBackend):
             adopted=record.adopted,
             image_resolution=record.image,
             reused_pool_of=donor,
+            data_interval_start=run.identity.data_interval_start,
+            data_interval_end=run.identity.data_interval_end,
+        )
+
+
+class SageMakerBatchBackend(SageMakerJobBackend):
+    """Run a spec as a SageMaker Processing job: the provider's batch job.
+
+    :param outputs: output name to the ``s3://`` prefix it is uploaded to.
+    :param model_uri: the model the program loads (``LYFTLEARN_MODEL_URI``), if any.
+    :param network_config: the job's ``NetworkConfig``, if any.
+    """
+
+    job_error = BatchJobError
+    kind = PROCESSING
+
+    def __init__(
+        self,
+        *args: Any,
+        outputs: Mapping[str, str],
+        model_uri: str | None = None,
+        network_config: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.outputs = dict(outputs)
+        self.model_uri = model_uri
+        self.network_config = network_config
+
+    def render(
+        self, spec: Any, *, name: str, tags: Mapping[str, str], run_environment: Mapping[str, str]
+    ) -> JobRendering:
+        """Return the CreateProcessingJob request of one attempt."""
+        return render_processing_job(
+            spec,
+            job_name=name,
+            max_runtime_seconds=self.settings.max_runtime_seconds,
+            outputs=self.outputs,
+            model_uri=self.model_uri,
+            tags=tags,
+            run_environment=run_environment,
+            network_config=self.network_config,
+        )
+
+    def result(self, run: JobRun, job: Job, record: JobRecord) -> BatchResult:
+        """Return the typed result of the finished processing job."""
+        return from_processing_job(
+            job.details,
+            attempt=record.attempt,
+            adopted=record.adopted,
+            model_uri=self.model_uri,
+            image_resolution=record.image,
             data_interval_start=run.identity.data_interval_start,
             data_interval_end=run.identity.data_interval_end,
         )

@@ -1,4 +1,4 @@
-"""SageMaker training jobs, found by name, created at most once, stopped on request."""
+"""SageMaker jobs (training, processing), found by name, created at most once, stopped on request."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from lyftlearn_provider.exceptions import ServiceError
 from lyftlearn_provider.hooks.base import PatientHookMixin
+from lyftlearn_provider.job_kinds import PROCESSING, TRAINING, JobKind
 from lyftlearn_provider.naming import MAX_ATTEMPTS, attempt_job_name
 from lyftlearn_provider.retries import (
     error_code,
@@ -24,9 +25,9 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class SageMakerTrainingHook(PatientHookMixin, SageMakerHook):
+class SageMakerJobHook(PatientHookMixin, SageMakerHook):
     """
-    Interact with SageMaker training jobs through the amazon provider's ``SageMakerHook``.
+    Interact with SageMaker jobs of one kind through the amazon provider's ``SageMakerHook``.
 
     Adds what an idempotent training task needs: look a job up by name without an exception for
     "not found", find the latest attempt of a run, create a job exactly once (a ``ResourceInUse``
@@ -39,10 +40,19 @@ class SageMakerTrainingHook(PatientHookMixin, SageMakerHook):
     :param retry_delay: base delay of that back-off (doubled per failure, jittered).
     """
 
+    #: The kind of job this hook creates, describes and stops.
+    kind: JobKind = TRAINING
+
+    def _call(self, operation: str, **request: Any) -> Any:
+        return getattr(self.conn, self.kind.method(operation))(**request)
+
     def describe_job(self, name: str) -> dict[str, Any] | None:
         """Return the job's description, or None when no job has this name."""
+        kind = self.kind
         try:
-            return dict(self.patiently(lambda: self.conn.describe_training_job(TrainingJobName=name)))
+            return dict(
+                self.patiently(lambda: self._call(kind.describe_operation, **{kind.name_field: name}))
+            )
         except ClientError as error:
             if is_not_found(error):
                 return None
@@ -65,15 +75,15 @@ class SageMakerTrainingHook(PatientHookMixin, SageMakerHook):
 
     def create_job(self, request: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
         """
-        Create the training job unless it exists; return its description and whether we created it.
+        Create the job unless it exists; return its description and whether we created it.
 
         A name already in use is not an error here: names are derived from the run, so the job with
         this name is the one an earlier try of the same task (or our own retried request) created.
         """
-        name = request["TrainingJobName"]
+        name = request[self.kind.name_field]
         try:
             # Safe to repeat: a request that got through answers ResourceInUse the second time.
-            self.patiently(lambda: self.conn.create_training_job(**request))
+            self.patiently(lambda: self._call(self.kind.create_operation, **request))
             created = True
         except ClientError as error:
             if error_code(error) != "ResourceInUse":
@@ -81,7 +91,7 @@ class SageMakerTrainingHook(PatientHookMixin, SageMakerHook):
             created = False
         description = self.describe_job(name)
         if description is None:
-            raise ServiceError(f"SageMaker accepted training job {name} but does not describe it")
+            raise ServiceError(f"SageMaker accepted {self.kind.noun} {name} but does not describe it")
         return description, created
 
     def list_tags(self, arn: str) -> list[dict[str, str]]:
@@ -126,7 +136,7 @@ class SageMakerTrainingHook(PatientHookMixin, SageMakerHook):
     def stop_job(self, name: str) -> bool:
         """Ask SageMaker to stop the job; return False when it had already ended."""
         try:
-            self.patiently(lambda: self.conn.stop_training_job(TrainingJobName=name))
+            self.patiently(lambda: self._call(self.kind.stop_operation, **{self.kind.name_field: name}))
         except ClientError as error:
             if error_code(error) == "ValidationException":
                 return False
@@ -141,15 +151,35 @@ class SageMakerTrainingHook(PatientHookMixin, SageMakerHook):
 
     async def describe_job_async(self, client: BaseClient, name: str) -> dict[str, Any]:
         """Return the job's description through an aiobotocore client from ``get_async_conn``."""
-        return dict(await client.describe_training_job(TrainingJobName=name))
+        method = getattr(client, self.kind.method(self.kind.describe_operation))
+        return dict(await method(**{self.kind.name_field: name}))
 
     async def stop_job_async(self, name: str) -> bool:
         """Ask SageMaker to stop the job without blocking the event loop; False if it had ended."""
         async with await self.get_async_conn() as client:
             try:
-                await client.stop_training_job(TrainingJobName=name)
+                await getattr(client, self.kind.method(self.kind.stop_operation))(
+                    **{self.kind.name_field: name}
+                )
             except ClientError as error:
                 if error_code(error) == "ValidationException":
                     return False
                 raise
         return True
+
+
+class SageMakerTrainingHook(SageMakerJobHook):
+    """Interact with SageMaker training jobs (see :class:`SageMakerJobHook`)."""
+
+    kind = TRAINING
+
+
+class SageMakerProcessingHook(SageMakerJobHook):
+    """Interact with SageMaker processing jobs, the provider's batch jobs (see :class:`SageMakerJobHook`)."""
+
+    kind = PROCESSING
+
+
+def job_hook(kind: JobKind, **kwargs: Any) -> SageMakerJobHook:
+    """Return the hook of ``kind``'s jobs, built with ``kwargs``."""
+    return SageMakerProcessingHook(**kwargs) if kind is PROCESSING else SageMakerTrainingHook(**kwargs)

@@ -29,7 +29,8 @@ class SetupTrainingEventsOperator(BaseOperator):
 
     Idempotent: every resource is compared with what it should be and only what differs is written,
     so the task can run on every deployment or on a schedule. The rule matches SageMaker's
-    "Training Job State Change" events of jobs named ``<prefix>-…``; the queue's policy admits only
+    "Training Job State Change" and "Processing Job State Change" (batch) events of jobs named
+    ``<prefix>-…``; the queue's policy admits only
     that rule (``sqs:SendMessage`` from ``events.amazonaws.com``); messages no consumer can handle go
     to the dead-letter queue. Returns (and pushes as XCom) the queue and DLQ URLs and ARNs, the
     rule's ARN and the list of what changed.

@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
 
-from airflow.sdk.configuration import conf
-
-from lyftlearn_provider.backends import KUBERNETES_ARGUMENTS, SAGEMAKER_ARGUMENTS
-from lyftlearn_provider.exceptions import InvalidSpecError
-from lyftlearn_provider.images import SociPolicy
 from lyftlearn_provider.links.sagemaker import TrainingJobLink, TrainingJobLogsLink
 from lyftlearn_provider.naming import DEFAULT_PREFIX
-from lyftlearn_provider.operators.jobs import JobOperator, refuse_masked_secrets
+from lyftlearn_provider.operators.platform import PlatformJobOperator, check_queue_url
 from lyftlearn_provider.rendering.sagemaker import check_keep_alive, render_training_job
 from lyftlearn_provider.runtime import RuntimeSpec
-from lyftlearn_provider.status import FailedJobPolicy, TrackingSource, TrainingBackend
-from lyftlearn_provider.tags import check_user_tags
-from lyftlearn_provider.validation import is_templated, require_int
 
 if TYPE_CHECKING:
-    from airflow.sdk import Asset, Context
+    from airflow.sdk import Asset
 
-    from lyftlearn_provider.backends.base import JobBackend, JobRun
+    from lyftlearn_provider.backends.base import JobBackend, JobRun, JobSettings
     from lyftlearn_provider.results import JobResult, TrainingResult
 
-_SAGEMAKER = frozenset({TrainingBackend.SAGEMAKER.value})
-_KUBERNETES = frozenset({TrainingBackend.KUBERNETES.value})
-_QUEUE_URL = re.compile(r"^https?://(?P<host>[^/\s]+)/\d{12}/[A-Za-z0-9_-]{1,80}$")
-#: ``sqs.<region>.amazonaws.com[.cn]`` and the legacy ``<region>.queue.amazonaws.com``.
-_QUEUE_REGION = re.compile(
-    r"^(?:sqs\.(?P<a>[a-z]{2}(?:-[a-z0-9]+)+)|(?P<b>[a-z]{2}(?:-[a-z0-9]+)+)\.queue)\.amazonaws\.com"
-)
+__all__ = ["TrainModelOperator", "check_queue_url", "emit_timings"]
 
 
 def emit_timings(run: JobRun, result: TrainingResult) -> None:
@@ -48,30 +33,7 @@ def emit_timings(run: JobRun, result: TrainingResult) -> None:
             )
 
 
-def check_queue_url(value: Any, region: str | None) -> None:
-    """Raise unless ``value`` is an SQS queue URL in ``region`` (when the URL and the region name one)."""
-    match = _QUEUE_URL.match(value) if isinstance(value, str) else None
-    if match is None:
-        raise InvalidSpecError(
-            "events_queue_url",
-            f"{value!r} is not an SQS queue URL",
-            "Pass the queue_url SetupTrainingEventsOperator returns, e.g. "
-            "https://sqs.us-east-1.amazonaws.com/123456789012/ll-training-events (templated: "
-            "'{{ var.value.lyftlearn_events_queue_url }}').",
-        )
-    where = _QUEUE_REGION.match(match.group("host"))
-    queue_region = (where.group("a") or where.group("b")) if where else None
-    if region and queue_region and queue_region != region:
-        raise InvalidSpecError(
-            "events_queue_url",
-            f"the queue is in region {queue_region}, but the task's jobs run in {region}: EventBridge "
-            "delivers a region's events only to queues of that region",
-            f"Set up the route in {region} (SetupTrainingEventsOperator with region_name={region!r}) and "
-            "pass its queue_url, or set region_name to the queue's region.",
-        )
-
-
-class TrainModelOperator(JobOperator):
+class TrainModelOperator(PlatformJobOperator):
     """
     Train a model from a ``RuntimeSpec`` on Amazon SageMaker (or as a pod); return a JSON-safe result.
 
@@ -140,187 +102,46 @@ class TrainModelOperator(JobOperator):
     operator_extra_links = (TrainingJobLink(), TrainingJobLogsLink())
     ui_color = "#ffd9b3"
     job_noun = "training job"
-    backend_arguments: ClassVar[Mapping[str, frozenset[str]]] = {
-        **{name: _SAGEMAKER for name in SAGEMAKER_ARGUMENTS},
-        **{name: _KUBERNETES for name in KUBERNETES_ARGUMENTS},
-    }
 
     def __init__(
         self,
         *,
         spec: RuntimeSpec,
-        backend: TrainingBackend | str = TrainingBackend.SAGEMAKER,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
-        job_name_prefix: str = DEFAULT_PREFIX,
-        max_runtime_seconds: int | None = None,
-        if_job_failed: FailedJobPolicy | str = FailedJobPolicy.NEW_ATTEMPT,
-        poll_interval: float = conf.getfloat("lyftlearn", "poll_interval", fallback=30.0),
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        soci: SociPolicy | str = SociPolicy.PREFER,
         keep_alive_seconds: int | None = None,
-        tags: Mapping[str, str] | None = None,
-        tracking: TrackingSource | str | None = None,
-        events_queue_url: str | None = None,
-        kubernetes_conn_id: str | None = None,
-        namespace: str | None = None,
-        service_account_name: str | None = None,
-        startup_timeout_seconds: int | None = None,
-        input_loader_image: str | None = None,
         model_asset: Asset | None = None,
         **kwargs: Any,
     ) -> None:
         if model_asset is not None:
             # An outlet like any other: Airflow records the event, and DAGs scheduled on it run.
             kwargs["outlets"] = [*(kwargs.get("outlets") or []), model_asset]
-        try:
-            chosen = TrainingBackend(backend)
-        except ValueError:
-            raise InvalidSpecError(
-                "backend",
-                f"{backend!r} is not a backend",
-                f"Use one of {[b.value for b in TrainingBackend]}.",
-            ) from None
-        given = {
-            "keep_alive_seconds": keep_alive_seconds,
-            "tags": tags,
-            "tracking": tracking,
-            "events_queue_url": events_queue_url,
-            "kubernetes_conn_id": kubernetes_conn_id,
-            "namespace": namespace,
-            "service_account_name": service_account_name,
-            "startup_timeout_seconds": startup_timeout_seconds,
-            "input_loader_image": input_loader_image,
-        }
-        super().__init__(
-            spec=spec,
-            backend=chosen.value,
-            job_name_prefix=job_name_prefix,
-            poll_interval=poll_interval,
-            soci=soci,
-            if_job_failed=if_job_failed,
-            max_runtime_seconds=max_runtime_seconds,
-            deferrable=deferrable,
-            aws_conn_id=aws_conn_id,
-            region_name=region_name,
-            verify=verify,
-            botocore_config=botocore_config,
-            given=given,
-            **kwargs,
-        )
-        self.backend = chosen
-        # SageMaker
+        super().__init__(spec=spec, given={"keep_alive_seconds": keep_alive_seconds}, **kwargs)
         check_keep_alive(keep_alive_seconds)
         self.keep_alive_seconds = keep_alive_seconds
-        self.tags = check_user_tags(tags or {})
-        try:
-            self.tracking = TrackingSource(tracking or TrackingSource.POLL)
-        except ValueError:
-            raise InvalidSpecError(
-                "tracking",
-                f"{tracking!r} is not a way to track training jobs",
-                f"Use one of {[s.value for s in TrackingSource]}: 'shared' when a triggerer follows many "
-                "jobs.",
-            ) from None
-        if self.tracking is TrackingSource.EVENTS and not events_queue_url:
-            raise InvalidSpecError(
-                "events_queue_url",
-                "tracking='events' needs the SQS queue the EventBridge rule feeds",
-                "Pass the queue URL SetupTrainingEventsOperator returns (queue_url).",
-            )
-        if events_queue_url is not None and not is_templated(events_queue_url):
-            check_queue_url(events_queue_url, region_name)
-        self.events_queue_url = events_queue_url
-        # Kubernetes
-        self.kubernetes_conn_id = kubernetes_conn_id or "kubernetes_default"
-        self.namespace = namespace or "default"
-        self.service_account_name = service_account_name or "lyftlearn-training"
-        startup = 600 if startup_timeout_seconds is None else startup_timeout_seconds
-        require_int(
-            startup, "startup_timeout_seconds", 1, None, "Use the seconds a pod may take to start, e.g. 600."
-        )
-        self.startup_timeout_seconds = startup
-        self.input_loader_image = input_loader_image
         self.model_asset = model_asset
         # What does not depend on templates is checked now, when the DAG is parsed.
-        if not spec.is_templated() and not any(
-            is_templated(k) or is_templated(v) for k, v in self.tags.items()
-        ):
-            self._render_for_backend(spec)
+        self.check_at_parse_time()
 
-    def _render_for_backend(self, spec: RuntimeSpec) -> None:
-        """Render ``spec`` as the backend would, so every limit is checked before anything is created."""
-        if self.backend is TrainingBackend.KUBERNETES:
-            # Imported here: a DAG of SageMaker tasks does not pay for the pod rendering when parsed.
-            from lyftlearn_provider.rendering.kubernetes import (
-                check_dns_label,
-                check_dns_subdomain,
-                pod_name,
-                render_pod,
-            )
-
-            check_dns_label(self.namespace, "namespace", "ml-training")
-            check_dns_subdomain(self.service_account_name, "service_account_name", "fraud-training")
-            render_pod(
-                spec,
-                name=pod_name(DEFAULT_PREFIX),
-                namespace=self.namespace,
-                service_account=self.service_account_name,
-                job_name=DEFAULT_PREFIX,
-                active_deadline_seconds=self._max_runtime_seconds(),
-                input_loader_image=self.input_loader_image,
-            )
-        else:
-            render_training_job(
-                spec,
-                job_name=DEFAULT_PREFIX,
-                max_runtime_seconds=self._max_runtime_seconds(),
-                keep_alive_seconds=self.keep_alive_seconds,
-                tags=self.tags,
-            )
-
-    # ------------------------------------------------------------------ what the lifecycle asks of this task
-    def make_backend(self) -> JobBackend:
-        """Return the backend of ``backend=``, with the (rendered) arguments that apply to it."""
-        from lyftlearn_provider.backends.base import JobSettings
-        from lyftlearn_provider.backends.kubernetes import PodTrainingBackend
-        from lyftlearn_provider.backends.sagemaker import SageMakerTrainingBackend
-
-        settings = JobSettings(
-            spec=self.spec,
-            aws=self.aws_settings(),
+    def render_sagemaker(self, spec: RuntimeSpec) -> None:
+        """Render ``spec`` as a CreateTrainingJob request, raising what breaks a limit."""
+        render_training_job(
+            spec,
+            job_name=DEFAULT_PREFIX,
             max_runtime_seconds=self._max_runtime_seconds(),
-            poll_interval=self.poll_interval,
-            job_name_prefix=self.job_name_prefix,
-        )
-        if self.backend is TrainingBackend.KUBERNETES:
-            return PodTrainingBackend(
-                self,
-                settings,
-                kubernetes_conn_id=self.kubernetes_conn_id,
-                namespace=self.namespace,
-                service_account_name=self.service_account_name,
-                startup_timeout_seconds=self.startup_timeout_seconds,
-                input_loader_image=self.input_loader_image,
-            )
-        return SageMakerTrainingBackend(
-            self,
-            settings,
             keep_alive_seconds=self.keep_alive_seconds,
             tags=self.tags,
-            tracking=self.tracking,
-            events_queue_url=self.events_queue_url,
         )
 
-    def prepare(self, context: Context) -> None:
-        """Check the rendered arguments before anything is created: secrets, tags, the queue's region."""
-        refuse_masked_secrets(self.spec, self.tags)
-        check_user_tags(self.tags)
-        self._render_for_backend(self.spec)
-        if self.events_queue_url is not None:
-            check_queue_url(self.events_queue_url, self.aws_region())
+    def sagemaker_backend(self, settings: JobSettings, **common: Any) -> JobBackend:
+        """Return the SageMaker training backend, with the warm pool's keep-alive period."""
+        from lyftlearn_provider.backends.sagemaker import SageMakerTrainingBackend
+
+        return SageMakerTrainingBackend(self, settings, keep_alive_seconds=self.keep_alive_seconds, **common)
+
+    def pod_backend(self, settings: JobSettings, **common: Any) -> JobBackend:
+        """Return the pod training backend."""
+        from lyftlearn_provider.backends.kubernetes import PodTrainingBackend
+
+        return PodTrainingBackend(self, settings, **common)
 
     def report(self, run: JobRun, result: JobResult) -> None:
         """Log the start-up breakdown, the warm pool, the image and the model; send the timings."""

@@ -90,6 +90,7 @@ from lyftlearn_provider.contract import (
     INPUT_DATA_DIR,
     STOP_GRACE_SECONDS,
     WRITABLE_DIRECTORIES,
+    BatchData,
     Runtime,
     container_environment,
     hyperparameter_values,
@@ -152,7 +153,12 @@ _QUALIFIED_NAME = re.compile(r"[A-Za-z0-9](?:[-A-Za-z0-9_.]*[A-Za-z0-9])?", re.A
 _IRSA_VARIABLES = frozenset({"AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"})
 _RESTART_POLICIES = ("Never", "OnFailure")
 _TOLERATION_KEYS = frozenset({"key", "operator", "value", "effect", "tolerationSeconds"})
-_POD_RUNTIMES = (Runtime.KUBERNETES.value, Runtime.VALIDATION.value, Runtime.SERVING.value)
+_POD_RUNTIMES = (
+    Runtime.KUBERNETES.value,
+    Runtime.VALIDATION.value,
+    Runtime.SERVING.value,
+    Runtime.BATCH.value,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -521,12 +527,18 @@ def _pod_split(
     job_name: str,
     run_environment: Mapping[str, str],
     model_uri: str | None,
+    data: BatchData | None = None,
 ) -> SpillSplit:
     return split_for_spill(
         spec,
         job_name=job_name,
         environment=container_environment(
-            spec, runtime=runtime, job_name=job_name, run_environment=run_environment, model_uri=model_uri
+            spec,
+            runtime=runtime,
+            job_name=job_name,
+            run_environment=run_environment,
+            model_uri=model_uri,
+            data=data,
         ),
         hyperparameters=hyperparameter_values(spec),
         environment_limits=POD_ENVIRONMENT_LIMITS,
@@ -679,6 +691,7 @@ def render_pod(
     tolerations: Sequence[Mapping[str, Any]] = (),
     run: RunLabels | None = None,
     model_uri: str | None = None,
+    data: BatchData | None = None,
 ) -> PodRendering:
     """Render a rendered spec to a ``v1.Pod`` and, for the rare spec that needs one, its spill document.
 
@@ -706,6 +719,7 @@ def render_pod(
     :param tolerations: the pod's ``tolerations`` in Kubernetes' spelling, e.g. for tainted GPU nodes.
     :param run: the run and attempt the pod belongs to, as the job operator labels its pods.
     :param model_uri: the trained model to load; becomes ``LYFTLEARN_MODEL_URI``.
+    :param data: a batch job's inputs and outputs (``LYFTLEARN_INPUTS`` ...), for ``runtime="batch"``.
     """
     require_rendered(spec)
     check_dns_subdomain(name, "name", "ll-fraud-train-0123456789")
@@ -733,7 +747,12 @@ def render_pod(
     _check_environment_for_pods(spec)
     init_containers = _input_loaders(spec, input_loader_image)
     split = _pod_split(
-        spec, runtime=runtime, job_name=job_name, run_environment=run_environment, model_uri=model_uri
+        spec,
+        runtime=runtime,
+        job_name=job_name,
+        run_environment=run_environment,
+        model_uri=model_uri,
+        data=data,
     )
 
     pod_spec: dict[str, Any] = {}

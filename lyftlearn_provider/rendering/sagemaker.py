@@ -12,7 +12,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any
 
-from lyftlearn_provider.contract import Runtime, container_environment, hyperparameter_values
+from lyftlearn_provider.contract import BatchData, Runtime, container_environment, hyperparameter_values
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.limits import (
     MAX_ENVIRONMENT_ENTRIES,
@@ -20,6 +20,13 @@ from lyftlearn_provider.limits import (
     MAX_HYPERPARAMETER_VALUE_LENGTH,
     MAX_HYPERPARAMETERS,
     MAX_KEEP_ALIVE_SECONDS,
+    MAX_PROCESSING_ENVIRONMENT_ENTRIES,
+    MAX_PROCESSING_ENVIRONMENT_VALUE_LENGTH,
+    MAX_PROCESSING_INPUTS,
+    MAX_PROCESSING_INSTANCE_COUNT,
+    MAX_PROCESSING_OUTPUTS,
+    MAX_PROCESSING_RUNTIME_SECONDS,
+    MAX_PROCESSING_VOLUME_SIZE_GB,
     MAX_RUNTIME_SECONDS,
     MIN_RUNTIME_SECONDS,
 )
@@ -28,7 +35,7 @@ from lyftlearn_provider.rendering.instance_types import TRAINING_INSTANCE_TYPES
 from lyftlearn_provider.runtime import RuntimeSpec, require_rendered
 from lyftlearn_provider.spill import EntryLimits, spill_payload_for, split_for_spill
 from lyftlearn_provider.tags import validated_tags
-from lyftlearn_provider.validation import EMPTY, require_int
+from lyftlearn_provider.validation import EMPTY, check_s3_uri, require_int
 
 SAGEMAKER_ENVIRONMENT_LIMITS = EntryLimits(
     max_entry_size=MAX_ENVIRONMENT_VALUE_LENGTH, max_entries=MAX_ENVIRONMENT_ENTRIES
@@ -36,13 +43,16 @@ SAGEMAKER_ENVIRONMENT_LIMITS = EntryLimits(
 SAGEMAKER_HYPERPARAMETER_LIMITS = EntryLimits(
     max_entry_size=MAX_HYPERPARAMETER_VALUE_LENGTH, max_entries=MAX_HYPERPARAMETERS
 )
+PROCESSING_ENVIRONMENT_LIMITS = EntryLimits(
+    max_entry_size=MAX_PROCESSING_ENVIRONMENT_VALUE_LENGTH, max_entries=MAX_PROCESSING_ENVIRONMENT_ENTRIES
+)
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainingJobRendering:
-    """Hold a CreateTrainingJob request and what must be uploaded before it is sent.
+class JobRendering:
+    """Hold a Create…Job request (training or processing) and what must be uploaded before it is sent.
 
-    :param request: keyword arguments for ``CreateTrainingJob``.
+    :param request: keyword arguments for ``CreateTrainingJob`` / ``CreateProcessingJob``.
     :param spill_uri: where to upload :attr:`spill_document`, or None when nothing spilled.
     :param spill_document: ``{"environment": {...}, "hyperparameters": {...}}`` of the entries that did
         not fit in the request, or None.
@@ -57,14 +67,18 @@ class TrainingJobRendering:
         return spill_payload_for(self.spill_document)
 
 
-@functools.lru_cache(maxsize=1)
-def _botocore_training_instance_types() -> frozenset[str]:
+#: The name training code has always used.
+TrainingJobRendering = JobRendering
+
+
+@functools.lru_cache(maxsize=2)
+def _botocore_instance_types(shape: str = "TrainingInstanceType") -> frozenset[str]:
     # Only for a type our list lacks: a newer botocore may know it. Imported here, never at parse time.
     try:
         from botocore.loaders import Loader
 
         shapes = Loader().load_service_model("sagemaker", "service-2")["shapes"]
-        return frozenset(shapes["TrainingInstanceType"]["enum"])
+        return frozenset(shapes[shape]["enum"])
     except Exception:
         return frozenset()
 
@@ -81,18 +95,36 @@ def check_keep_alive(keep_alive_seconds: int | None) -> None:
         )
 
 
-def check_training_instance_type(instance_type: str, field: str = "resources.instance_type") -> None:
-    """Raise unless SageMaker trains on ``instance_type`` (its service model lists it)."""
-    if instance_type in TRAINING_INSTANCE_TYPES or instance_type in _botocore_training_instance_types():
+def check_training_instance_type(
+    instance_type: str, field: str = "resources.instance_type", *, shape: str = "TrainingInstanceType"
+) -> None:
+    """Raise unless SageMaker runs ``instance_type`` for this job kind (its model's ``shape`` lists it)."""
+    if instance_type in TRAINING_INSTANCE_TYPES or instance_type in _botocore_instance_types(shape):
         return
     import difflib
 
     close = difflib.get_close_matches(instance_type, sorted(TRAINING_INSTANCE_TYPES), n=3, cutoff=0.75)
+    kind = "processing" if shape == "ProcessingInstanceType" else "training"
     raise InvalidSpecError(
         field,
-        f"SageMaker has no training instance type {instance_type!r}",
+        f"SageMaker has no {kind} instance type {instance_type!r}",
         (f"Did you mean {' or '.join(repr(name) for name in close)}? " if close else "")
         + "See the instance types in the SageMaker pricing page, e.g. 'ml.m5.xlarge' or 'ml.g5.2xlarge'.",
+    )
+
+
+def _check_common(
+    spec: RuntimeSpec, job_name: str, max_runtime_seconds: int, longest: int, longest_text: str
+) -> None:
+    """Check what every SageMaker job request needs: its name, a rendered spec and its time limit."""
+    validate_job_name(job_name)
+    require_rendered(spec)
+    require_int(
+        max_runtime_seconds,
+        "max_runtime_seconds",
+        MIN_RUNTIME_SECONDS,
+        longest,
+        f"Use 1 second to {longest_text}; set the task's execution_timeout accordingly.",
     )
 
 
@@ -118,16 +150,8 @@ def render_training_job(
     :param tags: tags for the job, at most 50.
     :param run_environment: ``LYFTLEARN_*`` variables from the operator.
     """
-    validate_job_name(job_name)
-    require_rendered(spec)
+    _check_common(spec, job_name, max_runtime_seconds, MAX_RUNTIME_SECONDS, "28 days")
     check_training_instance_type(spec.resources.instance_type)
-    require_int(
-        max_runtime_seconds,
-        "max_runtime_seconds",
-        MIN_RUNTIME_SECONDS,
-        MAX_RUNTIME_SECONDS,
-        "Use 1 second to 28 days; set the task's execution_timeout accordingly.",
-    )
     check_keep_alive(keep_alive_seconds)
     tag_list = validated_tags(tags)
     environment = container_environment(
@@ -181,6 +205,170 @@ def render_training_job(
         ]
     if tag_list:
         request["Tags"] = tag_list
-    return TrainingJobRendering(
-        request=request, spill_uri=split.spill_uri, spill_document=split.spill_document
+    return JobRendering(request=request, spill_uri=split.spill_uri, spill_document=split.spill_document)
+
+
+def check_outputs(outputs: Any, field: str = "outputs") -> dict[str, str]:
+    """Return a batch job's outputs (name to ``s3://`` prefix) when Processing takes them; raise otherwise."""
+    if not isinstance(outputs, Mapping):
+        raise InvalidSpecError(
+            field,
+            f"expected a mapping of name to s3:// prefix, got {type(outputs).__name__}",
+            "Pass e.g. outputs={'predictions': 's3://bucket/predictions/{{ ds }}'}.",
+        )
+    if len(outputs) > MAX_PROCESSING_OUTPUTS:
+        raise InvalidSpecError(
+            field,
+            f"has {len(outputs)} outputs; a Processing job takes at most {MAX_PROCESSING_OUTPUTS}",
+            "Write several results under one prefix.",
+        )
+    checked: dict[str, str] = {}
+    for name, uri in outputs.items():
+        _check_data_name(name, f"{field}[{name!r}]")
+        check_s3_uri(uri, f"{field}[{name!r}]")
+        checked[name] = uri
+    return checked
+
+
+def _check_data_name(name: object, field: str) -> None:
+    import re
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}", name):
+        raise InvalidSpecError(
+            field,
+            f"{name!r} is not a name Processing takes for an input or output (and a folder name)",
+            "Use 1-64 letters, digits, '_', '.' or '-', starting with a letter, digit or '_'.",
+        )
+
+
+def render_processing_job(
+    spec: RuntimeSpec,
+    *,
+    job_name: str,
+    max_runtime_seconds: int,
+    outputs: Mapping[str, str] = EMPTY,
+    model_uri: str | None = None,
+    tags: Mapping[str, str] = EMPTY,
+    run_environment: Mapping[str, str] = EMPTY,
+    network_config: Mapping[str, Any] | None = None,
+) -> JobRendering:
+    """Render a rendered spec to SageMaker ``CreateProcessingJob`` keyword arguments: a batch job.
+
+    Inputs (``spec.inputs``) and ``outputs`` become ProcessingInputs/Outputs under
+    ``/opt/ml/processing/input/<name>`` and ``/opt/ml/processing/output/<name>``, their paths in the
+    contract (``LYFTLEARN_INPUTS``/``LYFTLEARN_OUTPUTS``); the program sees ``LYFTLEARN_RUNTIME=batch`` and
+    ``LYFTLEARN_MODEL_URI``. Environment entries beyond Processing's limits (100 entries, values of 256
+    characters) spill as training's do. Processing has no hyperparameters: a spec with some is refused.
+
+    :param spec: the runtime spec, already rendered.
+    :param job_name: the processing job name, valid for SageMaker.
+    :param max_runtime_seconds: ``StoppingCondition.MaxRuntimeInSeconds``, 1 s to 9 days.
+    :param outputs: output name to the ``s3://`` prefix it is uploaded to when the job ends.
+    :param model_uri: the model the program loads (``s3://...``), if any.
+    :param tags: tags for the job, at most 50.
+    :param run_environment: ``LYFTLEARN_*`` variables from the operator.
+    :param network_config: ``NetworkConfig`` as SageMaker spells it (VPC, isolation), if any.
+    """
+    _check_common(spec, job_name, max_runtime_seconds, MAX_PROCESSING_RUNTIME_SECONDS, "9 days")
+    check_training_instance_type(spec.resources.instance_type, shape="ProcessingInstanceType")
+    if spec.hyperparameters:
+        raise InvalidSpecError(
+            "spec.hyperparameters",
+            "a batch (Processing) job has no hyperparameters",
+            "Pass the values in spec.config (LYFTLEARN_CONFIG) or spec.environment instead.",
+        )
+    if len(spec.inputs) > MAX_PROCESSING_INPUTS:
+        raise InvalidSpecError(
+            "spec.inputs",
+            f"has {len(spec.inputs)} inputs; a Processing job takes at most {MAX_PROCESSING_INPUTS}",
+            "Read several datasets under one prefix.",
+        )
+    for name in spec.inputs:
+        _check_data_name(name, f"spec.inputs[{name!r}]")
+    outputs = check_outputs(outputs)
+    resources = spec.resources
+    require_int(
+        resources.instance_count,
+        "resources.instance_count",
+        1,
+        MAX_PROCESSING_INSTANCE_COUNT,
+        f"Use 1..{MAX_PROCESSING_INSTANCE_COUNT} instances.",
     )
+    require_int(
+        resources.volume_size_gb,
+        "resources.volume_size_gb",
+        1,
+        MAX_PROCESSING_VOLUME_SIZE_GB,
+        f"Use 1..{MAX_PROCESSING_VOLUME_SIZE_GB} GB.",
+    )
+    tag_list = validated_tags(tags)
+    data = BatchData.for_processing(spec.inputs, outputs)
+    environment = container_environment(
+        spec,
+        runtime=Runtime.BATCH,
+        job_name=job_name,
+        run_environment=run_environment,
+        model_uri=model_uri,
+        data=data,
+    )
+    split = split_for_spill(
+        spec,
+        job_name=job_name,
+        environment=environment,
+        hyperparameters={},
+        environment_limits=PROCESSING_ENVIRONMENT_LIMITS,
+        hyperparameter_limits=SAGEMAKER_HYPERPARAMETER_LIMITS,
+        runtime=Runtime.BATCH.value,
+    )
+    app: dict[str, Any] = {"ImageUri": spec.image}
+    if spec.command:
+        app["ContainerEntrypoint"] = list(spec.command)
+    if spec.args:
+        app["ContainerArguments"] = list(spec.args)
+    request: dict[str, Any] = {
+        "ProcessingJobName": job_name,
+        "RoleArn": spec.role_arn,
+        "AppSpecification": app,
+        "Environment": split.environment,
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceType": resources.instance_type,
+                "InstanceCount": resources.instance_count,
+                "VolumeSizeInGB": resources.volume_size_gb,
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
+    }
+    if spec.inputs:
+        request["ProcessingInputs"] = [
+            {
+                "InputName": name,
+                "S3Input": {
+                    "S3Uri": uri,
+                    "LocalPath": data.input_paths[name],
+                    "S3DataType": "S3Prefix",
+                    "S3InputMode": "File",
+                    "S3DataDistributionType": "FullyReplicated",
+                },
+            }
+            for name, uri in sorted(spec.inputs.items())
+        ]
+    if outputs:
+        request["ProcessingOutputConfig"] = {
+            "Outputs": [
+                {
+                    "OutputName": name,
+                    "S3Output": {
+                        "S3Uri": uri,
+                        "LocalPath": data.output_paths[name],
+                        "S3UploadMode": "EndOfJob",
+                    },
+                }
+                for name, uri in sorted(outputs.items())
+            ]
+        }
+    if network_config:
+        request["NetworkConfig"] = dict(network_config)
+    if tag_list:
+        request["Tags"] = tag_list
+    return JobRendering(request=request, spill_uri=split.spill_uri, spill_document=split.spill_document)

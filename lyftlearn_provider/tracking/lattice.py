@@ -19,8 +19,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-from lyftlearn_provider.event_route import EVENT_DETAIL_TYPE, EVENT_SOURCE
+from lyftlearn_provider.event_route import EVENT_DETAIL_TYPES, EVENT_SOURCE
 from lyftlearn_provider.exceptions import TrackingError
+from lyftlearn_provider.job_kinds import BY_DETAIL_TYPE
 from lyftlearn_provider.status import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING, is_terminal
 
 DELETING = "Deleting"
@@ -96,19 +97,20 @@ def parse_state_change(body: str) -> StateChange:
         raise MalformedEvent(f"the body is not JSON: {error}") from None
     if not isinstance(event, dict):
         raise MalformedEvent("the body is not a JSON object")
-    if event.get("source") != EVENT_SOURCE or event.get("detail-type") != EVENT_DETAIL_TYPE:
+    kind = BY_DETAIL_TYPE.get(str(event.get("detail-type"))) if event.get("source") == EVENT_SOURCE else None
+    if kind is None:
         raise MalformedEvent(
-            f"not a {EVENT_DETAIL_TYPE!r} event from {EVENT_SOURCE} "
+            f"not a {' or '.join(map(repr, EVENT_DETAIL_TYPES))} event from {EVENT_SOURCE} "
             f"(source {event.get('source')!r}, detail-type {event.get('detail-type')!r})"
         )
     event_id = _text(event, "id", "")
     detail = event.get("detail")
     if not isinstance(detail, dict):
         raise MalformedEvent("detail is missing or not an object")
-    job_name = _text(detail, "TrainingJobName", "detail.")
-    status = _text(detail, "TrainingJobStatus", "detail.")
+    job_name = _text(detail, kind.name_field, "detail.")
+    status = _text(detail, kind.status_field, "detail.")
     if status not in STATUS_RANK:
-        raise MalformedEvent(f"detail.TrainingJobStatus {status!r} is not a training job status")
+        raise MalformedEvent(f"detail.{kind.status_field} {status!r} is not a {kind.noun} status")
     event_time = epoch_seconds(detail.get("LastModifiedTime"))
     if event_time is None:
         event_time = epoch_seconds(event.get("time"))

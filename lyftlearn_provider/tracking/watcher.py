@@ -1,4 +1,4 @@
-"""One status watcher per triggerer process and AWS connection, serving every deferred training job in it."""
+"""One status watcher per triggerer process, AWS connection and job kind, serving every deferred job of it."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
+from lyftlearn_provider.hooks.sagemaker import job_hook
+from lyftlearn_provider.job_kinds import TRAINING, JobKind
 from lyftlearn_provider.retries import (
-    DESCRIBE_TRAINING_JOB,
-    LIST_TRAINING_JOBS,
     NO_BOTOCORE_RETRIES,
     backoff,
     classify,
@@ -21,7 +20,7 @@ from lyftlearn_provider.retries import (
     is_throttling,
 )
 from lyftlearn_provider.status import FAILED, JobEvent, TrackingErrorKind, is_terminal
-from lyftlearn_provider.tracking.budget import BudgetKey, LoopLocal, TokenBucket, process_budget
+from lyftlearn_provider.tracking.budget import LoopLocal, TokenBucket, process_budget
 from lyftlearn_provider.tracking.outcomes import (
     DEFAULT_RETRY_AFTER_SECONDS,
     UNEXPECTED_FAILURES_TOLERATED,
@@ -118,7 +117,10 @@ class SharedJobWatcher:
         overlap: float = DEFAULT_OVERLAP_SECONDS,
         retry_after: float = DEFAULT_RETRY_AFTER_SECONDS,
         clock: Callable[[], float] = time.time,
+        kind: JobKind = TRAINING,
     ) -> None:
+        #: The kind of job this watcher lists and describes (one watcher per kind, one budget for all).
+        self.kind = kind
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
         self.budget = budget
@@ -131,9 +133,9 @@ class SharedJobWatcher:
         self._wake = asyncio.Event()
         self._cursor: float | None = None
         self.health = TrackerHealth(
-            f"The shared training-job watcher of connection {aws_conn_id!r}, "
+            f"The shared {kind.noun} watcher of connection {aws_conn_id!r}, "
             f"region {region_name or 'default'}",
-            instead="poll DescribeTrainingJob each (as tracking='poll' does)",
+            instead=f"poll {kind.describe_operation} each (as tracking='poll' does)",
             alternative="use tracking='poll'",
             log=log,
             retry_after=retry_after,
@@ -171,7 +173,7 @@ class SharedJobWatcher:
         if not self.running:
             self.verify, self.botocore_config = verify, botocore_config
             self._task = asyncio.get_running_loop().create_task(
-                self._run(), name=f"lyftlearn-training-watcher-{self.aws_conn_id}-{self.region_name}"
+                self._run(), name=f"lyftlearn-{self.kind.name}-watcher-{self.aws_conn_id}-{self.region_name}"
             )
         self._wake.set()
         return subscription
@@ -209,7 +211,8 @@ class SharedJobWatcher:
         await asyncio.sleep(backoff(min(self._interval(), 1.0), failures))
 
     async def _run(self) -> None:
-        hook = SageMakerTrainingHook(
+        hook = job_hook(
+            self.kind,
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
             verify=self.verify,
@@ -226,7 +229,7 @@ class SharedJobWatcher:
                         await self._watch(client)
                 except Exception as error:
                     # Making the client (e.g. assuming the connection's role), or what _watch gave up on.
-                    failure = as_failure(error, LIST_TRAINING_JOBS)
+                    failure = as_failure(error, self.kind.iam_action(self.kind.list_operation))
                     if failure.kind is not TrackingErrorKind.TRANSIENT:
                         self._fall_back(failure)
                         return
@@ -244,7 +247,7 @@ class SharedJobWatcher:
             try:
                 await self._pass(client)
             except Exception as error:
-                failure = as_failure(error, LIST_TRAINING_JOBS)
+                failure = as_failure(error, self.kind.iam_action(self.kind.list_operation))
                 if failure.kind is TrackingErrorKind.UNEXPECTED:
                     unexpected += 1
                 if failure.kind is TrackingErrorKind.TRACKER or unexpected > UNEXPECTED_FAILURES_TOLERATED:
@@ -275,9 +278,10 @@ class SharedJobWatcher:
             if token:
                 request["NextToken"] = token
             await self.budget.acquire()
-            page = await client.list_training_jobs(**request)
-            for summary in page.get("TrainingJobSummaries", []):
-                name, status = summary["TrainingJobName"], summary["TrainingJobStatus"]
+            kind = self.kind
+            page = await getattr(client, kind.method(kind.list_operation))(**request)
+            for summary in page.get(kind.summaries_field, []):
+                name, status = summary[kind.name_field], summary[kind.status_field]
                 for subscription in self._subscriptions.get(name, ()):
                     subscription.confirmed = True
                 if name in self._subscriptions and is_terminal(status):
@@ -302,41 +306,53 @@ class SharedJobWatcher:
     async def _describe(self, client: BaseClient, job_name: str) -> None:
         await self.budget.acquire()
         try:
-            description = await client.describe_training_job(TrainingJobName=job_name)
+            method = getattr(client, self.kind.method(self.kind.describe_operation))
+            description = await method(**{self.kind.name_field: job_name})
         except Exception as error:
-            kind = classify(error, operation=DESCRIBE_TRAINING_JOB)
+            action = self.kind.iam_action(self.kind.describe_operation)
+            kind = classify(error, operation=action)
             if kind is TrackingErrorKind.JOB:
                 # About this job only (it is gone, or its name is invalid): the other subscribers carry on.
                 message = (
-                    f"training job {job_name} does not exist"
+                    f"{self.kind.noun} {job_name} does not exist"
                     if is_not_found(error)
-                    else f"training job {job_name} cannot be described: {describe_error(error)}"
+                    else f"{self.kind.noun} {job_name} cannot be described: {describe_error(error)}"
                 )
                 self._resolve(job_name, JobEvent.error(job_name, message, kind))
                 return
             if kind is TrackingErrorKind.UNEXPECTED:
                 # An odd answer about one job: its own trigger polls it, and reports it if it lasts.
                 log.warning(
-                    "Could not describe training job %s (%s); its trigger follows it by itself.",
+                    "Could not describe %s %s (%s); its trigger follows it by itself.",
+                    self.kind.noun,
                     job_name,
                     describe_error(error),
                 )
-                self._resolve(job_name, Fallback(f"DescribeTrainingJob failed: {describe_error(error)}"))
+                self._resolve(
+                    job_name, Fallback(f"{self.kind.describe_operation} failed: {describe_error(error)}")
+                )
                 return
-            raise TrackerUnavailable(DESCRIBE_TRAINING_JOB, error, kind) from error
-        status = description["TrainingJobStatus"]
+            raise TrackerUnavailable(action, error, kind) from error
+        status = description[self.kind.status_field]
         if is_terminal(status):
             self._resolve(job_name, JobEvent.terminal(job_name, status, description.get("FailureReason")))
         for subscription in self._subscriptions.get(job_name, ()):
             subscription.confirmed = True
 
 
-_WATCHERS: LoopLocal[BudgetKey, SharedJobWatcher] = LoopLocal()
+_WATCHERS: LoopLocal[tuple[str | None, str | None, str], SharedJobWatcher] = LoopLocal()
 
 
-def shared_watcher(aws_conn_id: str | None, region_name: str | None) -> SharedJobWatcher:
-    """Return this process's watcher for one AWS connection and region, creating it on the running loop."""
+def shared_watcher(
+    aws_conn_id: str | None, region_name: str | None, kind: JobKind = TRAINING
+) -> SharedJobWatcher:
+    """Return this process's watcher of ``kind`` for one AWS connection and region (on the running loop).
+
+    Each kind has its own watcher (its own listing); all of a connection and region draw from one budget.
+    """
     return _WATCHERS.get(
-        (aws_conn_id, region_name),
-        lambda: SharedJobWatcher(aws_conn_id, region_name, budget=process_budget(aws_conn_id, region_name)),
+        (aws_conn_id, region_name, kind.name),
+        lambda: SharedJobWatcher(
+            aws_conn_id, region_name, budget=process_budget(aws_conn_id, region_name), kind=kind
+        ),
     )

@@ -1,4 +1,4 @@
-"""Deferrable tracking of SageMaker training jobs."""
+"""Deferrable tracking of SageMaker jobs: training and processing (batch), one trigger for both kinds."""
 
 from __future__ import annotations
 
@@ -11,9 +11,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from lyftlearn_provider.exceptions import InvalidSpecError
-from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
+from lyftlearn_provider.hooks.sagemaker import (
+    SageMakerJobHook,
+    SageMakerProcessingHook,
+    SageMakerTrainingHook,
+)
+from lyftlearn_provider.job_kinds import TRAINING
+from lyftlearn_provider.job_kinds import job_kind as job_kind_of
 from lyftlearn_provider.retries import (
-    DESCRIBE_TRAINING_JOB,
     backoff,
     classify,
     describe_error,
@@ -83,6 +88,7 @@ class TrainingJobTrigger(BaseTrigger):
     :param queue_url: the SQS queue the EventBridge rule feeds (``source="events"``; see
         ``SetupTrainingEventsOperator``).
     :param job_name_prefix: the job-name prefix the queue's rule matches (``source="events"``).
+    :param job_kind: ``training`` (default) or ``processing`` (batch): which kind of job ``job_name`` is.
     """
 
     def __init__(
@@ -98,8 +104,13 @@ class TrainingJobTrigger(BaseTrigger):
         source: str = "poll",
         queue_url: str | None = None,
         job_name_prefix: str | None = None,
+        job_kind: str = TRAINING.name,
     ) -> None:
         super().__init__()
+        try:
+            self.kind = job_kind_of(job_kind)
+        except ValueError as error:
+            raise InvalidSpecError("job_kind", str(error), "Use 'training' or 'processing'.") from None
         try:
             tracking = TrackingSource(source)
         except ValueError:
@@ -141,17 +152,23 @@ class TrainingJobTrigger(BaseTrigger):
                 "source": self.source,
                 "queue_url": self.queue_url,
                 "job_name_prefix": self.job_name_prefix,
+                "job_kind": self.kind.name,
             },
         )
 
-    def hook(self) -> SageMakerTrainingHook:
-        """Return the hook for this trigger's connection and region."""
-        return SageMakerTrainingHook(
+    def hook(self) -> SageMakerJobHook:
+        """Return the hook of this trigger's job kind, connection and region."""
+        hook_class = SageMakerTrainingHook if self.kind is TRAINING else SageMakerProcessingHook
+        return hook_class(
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,
             verify=self.verify,
             config=self.botocore_config,
         )
+
+    @property
+    def _describe_action(self) -> str:
+        return self.kind.iam_action(self.kind.describe_operation)
 
     def _seconds_left(self) -> float:
         return float("inf") if self.deadline is None else self.deadline - time.time()
@@ -175,7 +192,7 @@ class TrainingJobTrigger(BaseTrigger):
         try:
             # Subscribed inside the guard: whatever fails here is this job's error event, and whatever
             # was subscribed before the failure is closed below.
-            subscription = shared_watcher(self.aws_conn_id, self.region_name).subscribe(
+            subscription = shared_watcher(self.aws_conn_id, self.region_name, self.kind).subscribe(
                 self.job_name,
                 interval=self.poll_interval,
                 verify=self.verify,
@@ -220,7 +237,7 @@ class TrainingJobTrigger(BaseTrigger):
                         return outcome
                     self.log.info("Polling %s itself: %s", self.job_name, outcome.reason)
                     poller = reconciler = asyncio.get_running_loop().create_task(
-                        self._poll(), name=f"lyftlearn-training-poll-{self.job_name}"
+                        self._poll(), name=f"lyftlearn-{self.kind.name}-poll-{self.job_name}"
                     )
                     waiting.add(poller)
         except Exception as error:
@@ -231,7 +248,7 @@ class TrainingJobTrigger(BaseTrigger):
             )
             return JobEvent.error(
                 self.job_name,
-                f"could not follow training job {self.job_name} with source={self.source}: "
+                f"could not follow {self.kind.noun} {self.job_name} with source={self.source}: "
                 f"{describe_error(error)}",
                 kind,
             )
@@ -258,7 +275,7 @@ class TrainingJobTrigger(BaseTrigger):
                         return await self._poll_with(hook, client, budget)
                 except Exception as error:
                     # Making the client (e.g. assuming the connection's role) failed, or closing it.
-                    if classify(error, operation=DESCRIBE_TRAINING_JOB) is not TrackingErrorKind.TRANSIENT:
+                    if classify(error, operation=self._describe_action) is not TrackingErrorKind.TRANSIENT:
                         raise
                     failures += 1
                     self._note_transient(failures, error)
@@ -266,11 +283,9 @@ class TrainingJobTrigger(BaseTrigger):
                         return JobEvent.timeout(self.job_name)
                     await self._pause(failures)
         except Exception as error:
-            return self._error(error, classify(error, operation=DESCRIBE_TRAINING_JOB))
+            return self._error(error, classify(error, operation=self._describe_action))
 
-    async def _poll_with(
-        self, hook: SageMakerTrainingHook, client: BaseClient, budget: TokenBucket
-    ) -> JobEvent:
+    async def _poll_with(self, hook: SageMakerJobHook, client: BaseClient, budget: TokenBucket) -> JobEvent:
         failures = 0
         while True:
             if self._seconds_left() <= 0:
@@ -279,7 +294,7 @@ class TrainingJobTrigger(BaseTrigger):
                 await budget.acquire()
                 description = await hook.describe_job_async(client, self.job_name)
             except Exception as error:
-                kind = classify(error, operation=DESCRIBE_TRAINING_JOB)
+                kind = classify(error, operation=self._describe_action)
                 if kind is not TrackingErrorKind.TRANSIENT:
                     return self._error(error, kind)
                 # Throttling, 5xx, connection resets: the job itself is unaffected.
@@ -289,7 +304,7 @@ class TrainingJobTrigger(BaseTrigger):
                 self._note_transient(failures, error)
             else:
                 failures = 0
-                status = description["TrainingJobStatus"]
+                status = description[self.kind.status_field]
                 if is_terminal(status):
                     return JobEvent.terminal(self.job_name, status, description.get("FailureReason"))
             await self._pause(failures)
@@ -312,20 +327,34 @@ class TrainingJobTrigger(BaseTrigger):
         """Return the error event of a poll that cannot go on, its message saying why and what to do."""
         if kind is TrackingErrorKind.JOB:
             message = (
-                f"training job {self.job_name} does not exist"
+                f"{self.kind.noun} {self.job_name} does not exist"
                 if is_not_found(error)
-                else f"training job {self.job_name} cannot be described: {describe_error(error)}"
+                else f"{self.kind.noun} {self.job_name} cannot be described: {describe_error(error)}"
             )
         elif kind is TrackingErrorKind.TRACKER:
+            action = self._describe_action
             message = (
-                f"cannot follow training job {self.job_name}: {DESCRIBE_TRAINING_JOB} failed "
-                f"({describe_error(error)}); {tracker_fix(error, operation=DESCRIBE_TRAINING_JOB)}"
+                f"cannot follow {self.kind.noun} {self.job_name}: {action} failed "
+                f"({describe_error(error)}); {tracker_fix(error, operation=action)}"
             )
         else:
-            message = f"could not follow training job {self.job_name}: {describe_error(error)}"
+            message = f"could not follow {self.kind.noun} {self.job_name}: {describe_error(error)}"
         return JobEvent.error(self.job_name, message, kind)
 
     async def on_kill(self) -> None:
-        """Stop the training job when a user marks the deferred task failed or clears it (Airflow ≥ 3.3)."""
+        """Stop the job when a user marks the deferred task failed or clears it (Airflow ≥ 3.3)."""
         stopped = await self.hook().stop_job_async(self.job_name)
-        self.log.info("Training job %s %s", self.job_name, "stopping" if stopped else "had already ended")
+        self.log.info(
+            "%s %s %s",
+            self.kind.noun.capitalize(),
+            self.job_name,
+            "stopping" if stopped else "had already ended",
+        )
+
+
+class BatchJobTrigger(TrainingJobTrigger):
+    """Wait for a SageMaker processing (batch) job to end: :class:`TrainingJobTrigger` for ``processing``."""
+
+    def __init__(self, job_name: str, **kwargs: Any) -> None:
+        kwargs.setdefault("job_kind", "processing")
+        super().__init__(job_name, **kwargs)

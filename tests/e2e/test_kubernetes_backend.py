@@ -200,3 +200,23 @@ def test_fail_policy_applies_to_pods_too(k8s, training_image):
     with pytest.raises(TrainingPodError, match="if_job_failed='fail'"):
         retry.execute({**make_context(StandInTaskInstance(try_number=2)), "dag": None})
     assert pod_posts(k8s) == 1
+
+
+@pytest.mark.usefixtures("guarded")
+def test_a_batch_spec_runs_as_a_pod_with_the_batch_contract(k8s, training_image):
+    import json
+
+    service_account(k8s)
+    pods: list[dict] = []
+    k8s.on_pod(PodBehavior(logs=["scored"], xcom={}), predicate=lambda pod: bool(pods.append(pod)) or True)
+    when = dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc)
+    dagrun = load("batch").test(logical_date=when, run_after=when)
+    assert str(dagrun.state) == "success"
+    result = xcom_value(dagrun.dag_id, dagrun.run_id, "score")
+    assert (result["backend"], result["status"]) == ("kubernetes", "Completed")
+    assert result["outputs"] == {"predictions": "s3://lyftlearn-predictions/fraud/2026-11-28/"}
+    assert result["image"].endswith("@" + training_image)
+    environment = {e["name"]: e.get("value") for e in pods[0]["spec"]["containers"][0]["env"]}
+    assert environment["LYFTLEARN_RUNTIME"] == "batch"
+    assert environment["LYFTLEARN_MODEL_URI"] == "s3://lyftlearn-models/fraud/run-1/model.tar.gz"
+    assert json.loads(environment["LYFTLEARN_OUTPUT_URIS"]) == result["outputs"]

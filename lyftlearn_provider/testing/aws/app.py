@@ -1,7 +1,7 @@
 """The emulator's WSGI application, in front of moto's server.
 
-It serves our SageMaker training jobs (including ListTags, AddTags and DeleteTags on training-job
-ARNs), the control API, call recording and fault injection; moto answers every other AWS request,
+It serves our SageMaker training and processing jobs (including ListTags, AddTags and DeleteTags on
+their ARNs), the control API, call recording and fault injection; moto answers every other AWS request,
 tagging of other SageMaker resources included, unchanged.
 """
 
@@ -21,26 +21,28 @@ from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.http import HTTP_STATUS_CODES
 
+from lyftlearn_provider.job_kinds import PROCESSING, TRAINING
 from lyftlearn_provider.testing.aws.autopilot import Autopilot
 from lyftlearn_provider.testing.aws.calls import Call, CallLog
 from lyftlearn_provider.testing.aws.control_api import ControlApi
 from lyftlearn_provider.testing.aws.events import EventLog
 from lyftlearn_provider.testing.aws.faults import Fault, FaultInjector, error_response
+from lyftlearn_provider.testing.aws.processing_jobs import ProcessingJobStore
 from lyftlearn_provider.testing.aws.speedups import apply as apply_speedups
 from lyftlearn_provider.testing.aws.training_jobs import (
     DEFAULT_STOP_DELAY,
     AwsError,
     TrainingJobStore,
-    training_job_arn_name,
 )
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 CONTROL_PREFIX = "/_lyftlearn/"
-TRAINING_JOB_ACTIONS = frozenset(
-    {"CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob", "ListTrainingJobs"}
-)
+TRAINING_JOB_ACTIONS = TRAINING.operations
+PROCESSING_JOB_ACTIONS = PROCESSING.operations
+_TRAINING_ARN = TRAINING.arn_pattern()
+_PROCESSING_ARN = PROCESSING.arn_pattern()
 # Served by us when their ResourceArn is a training job's, by moto for every other SageMaker resource.
 TAGGING_ACTIONS = frozenset({"ListTags", "AddTags", "DeleteTags"})
 _CREDENTIAL_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -103,11 +105,13 @@ def parse_aws_request(environ: WSGIEnvironment) -> AwsRequest:
         except ValueError:
             params = None
         if isinstance(params, dict):
-            if isinstance(params.get("TrainingJobName"), str):
-                job_name = params["TrainingJobName"]
+            for field in (TRAINING.name_field, PROCESSING.name_field):
+                if isinstance(params.get(field), str):
+                    job_name = params[field]
             if isinstance(params.get("ResourceArn"), str):
                 resource_arn = params["ResourceArn"]
-                job_name = job_name or training_job_arn_name(resource_arn)
+                arn = _TRAINING_ARN.fullmatch(resource_arn) or _PROCESSING_ARN.fullmatch(resource_arn)
+                job_name = job_name or (arn.group(3) if arn else None)
         action = target.rsplit(".", 1)[-1]
         return AwsRequest(service, region, action, "json", body, job_name, resource_arn)
     form: bytes | None = None
@@ -120,13 +124,20 @@ def parse_aws_request(environ: WSGIEnvironment) -> AwsRequest:
     return AwsRequest(service, region, action, "s3" if service == "s3" else "rest-json", form, None)
 
 
-def _serves_training_jobs(request: AwsRequest) -> bool:
-    """Tell whether our training-job model, not moto, answers ``request``."""
+def _job_kind_of(request: AwsRequest) -> str | None:
+    """Return which of our job models (``training``, ``processing``), not moto, answers ``request``."""
     if request.service != "sagemaker":
-        return False
-    return request.action in TRAINING_JOB_ACTIONS or (
-        request.action in TAGGING_ACTIONS and training_job_arn_name(request.resource_arn) is not None
-    )
+        return None
+    arn = request.resource_arn or ""
+    if request.action in TRAINING_JOB_ACTIONS or (
+        request.action in TAGGING_ACTIONS and _TRAINING_ARN.fullmatch(arn)
+    ):
+        return TRAINING.name
+    if request.action in PROCESSING_JOB_ACTIONS or (
+        request.action in TAGGING_ACTIONS and _PROCESSING_ARN.fullmatch(arn)
+    ):
+        return PROCESSING.name
+    return None
 
 
 def _status_line(status: int) -> str:
@@ -150,6 +161,10 @@ class EmulatorApp:
         self.events = EventLog()
         self.store = TrainingJobStore(self.events.publish)
         self.autopilot = Autopilot(self.store)
+        #: Processing (batch) jobs: the same state machine, driven by the same control API and autopilot.
+        self.processing = ProcessingJobStore(self.events.publish)
+        self.processing_autopilot = Autopilot(self.processing)
+        self.stores = {TRAINING.name: self.store, PROCESSING.name: self.processing}
         self.faults = FaultInjector()
         self.calls = CallLog()
         self._backend = DomainDispatcherApplication(create_backend_app)
@@ -158,17 +173,20 @@ class EmulatorApp:
     def reset(self) -> None:
         """Forget jobs, calls, events, faults and autopilot settings, and reset moto's backends."""
         self.autopilot.configure(enabled=False)
+        self.processing_autopilot.configure(enabled=False)
         self.faults.clear()
         self.store.reset()
+        self.processing.reset()
         self.calls.clear()
         self.events.clear()
         self.events.enabled = True
-        self.store.stop_delay = DEFAULT_STOP_DELAY
+        self.store.stop_delay = self.processing.stop_delay = DEFAULT_STOP_DELAY
         moto_api_backend.reset()
 
     def close(self) -> None:
         """Stop background threads."""
         self.autopilot.close()
+        self.processing_autopilot.close()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         """Serve one request."""
@@ -182,8 +200,9 @@ class EmulatorApp:
         fault = self.faults.take(request.service, request.action)
         if fault is not None and not fault.after:
             return self._fail(request, fault, arrived, start_response)
-        if _serves_training_jobs(request):
-            status, headers, body = self._training_jobs(request)
+        kind = _job_kind_of(request)
+        if kind is not None:
+            status, headers, body = self._jobs(request, self.stores[kind])
             chunks: Iterable[bytes] = [body]
         else:
             status, headers, chunks = self._call_backend(environ)
@@ -221,8 +240,9 @@ class EmulatorApp:
         chunks = self._backend(environ, capture)
         return int(captured["status"].split(" ", 1)[0]), captured["headers"], chunks
 
-    def _training_jobs(self, request: AwsRequest) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _jobs(self, request: AwsRequest, store: TrainingJobStore) -> tuple[int, list[tuple[str, str]], bytes]:
         region = request.region or self.region
+        kind = store.kind
         try:
             params = json.loads(request.body or b"{}")
         except ValueError:
@@ -230,21 +250,21 @@ class EmulatorApp:
         try:
             if not isinstance(params, dict):
                 raise AwsError("SerializationException", "Start of structure or map expected.")
-            if request.action == "CreateTrainingJob":
-                result = self.store.create(region, params)
-            elif request.action == "DescribeTrainingJob":
-                result = self.store.describe(region, params.get("TrainingJobName"))
-            elif request.action == "StopTrainingJob":
-                self.store.stop(region, params.get("TrainingJobName"))
+            if request.action == kind.create_operation:
+                result = store.create(region, params)
+            elif request.action == kind.describe_operation:
+                result = store.describe(region, params.get(kind.name_field))
+            elif request.action == kind.stop_operation:
+                store.stop(region, params.get(kind.name_field))
                 result = {}
-            elif request.action == "ListTrainingJobs":
-                result = self.store.list_jobs(region, params)
+            elif request.action == kind.list_operation:
+                result = store.list_jobs(region, params)
             elif request.action == "ListTags":
-                result = self.store.list_tags(region, params)
+                result = store.list_tags(region, params)
             elif request.action == "AddTags":
-                result = self.store.add_tags(region, params)
+                result = store.add_tags(region, params)
             else:
-                result = self.store.delete_tags(region, params)
+                result = store.delete_tags(region, params)
         except AwsError as error:
             headers, body = _json_response({"__type": error.code, "message": error.message})
             return error.status, headers, body

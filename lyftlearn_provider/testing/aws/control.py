@@ -27,10 +27,16 @@ class EmulatorControl:
     are epoch seconds; pass them to make a test's timestamps deterministic.
     """
 
-    def __init__(self, endpoint_url: str, region: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(
+        self, endpoint_url: str, region: str | None = None, timeout: float = 10.0, *, kind: str = "training"
+    ) -> None:
         self.endpoint_url = endpoint_url.rstrip("/")
         self.region = region
         self.timeout = timeout
+        #: Which jobs the job operations address: ``training`` (``/jobs``) or ``processing``.
+        self.kind = kind
+        self._jobs_path = "/processing-jobs" if kind == "processing" else "/jobs"
+        self._status_field = "ProcessingJobStatus" if kind == "processing" else "TrainingJobStatus"
         # The emulator is local: never send its traffic through an HTTP proxy from the environment.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -60,7 +66,13 @@ class EmulatorControl:
             raise ControlError(error.code, str(message)) from None
 
     def _job_path(self, name: str, operation: str = "") -> str:
-        return f"/jobs/{urllib.parse.quote(name, safe='')}" + (f"/{operation}" if operation else "")
+        return f"{self._jobs_path}/{urllib.parse.quote(name, safe='')}" + (
+            f"/{operation}" if operation else ""
+        )
+
+    def processing(self) -> Any:
+        """Return a client of the same emulator whose job operations address processing (batch) jobs."""
+        return type(self)(self.endpoint_url, self.region, self.timeout, kind="processing")
 
     def health(self) -> dict[str, Any]:
         """Return the emulator's status and default region (raises if it does not answer)."""
@@ -76,7 +88,9 @@ class EmulatorControl:
 
     def jobs(self) -> list[dict[str, Any]]:
         """Describe every job (of ``region`` when the client has one), oldest first."""
-        result: list[dict[str, Any]] = self._request("GET", "/jobs", query={"region": self.region})["jobs"]
+        result: list[dict[str, Any]] = self._request("GET", self._jobs_path, query={"region": self.region})[
+            "jobs"
+        ]
         return result
 
     def advance(
@@ -122,11 +136,11 @@ class EmulatorControl:
         deadline = time.monotonic() + timeout
         while True:
             described = self.job(name)
-            if described["TrainingJobStatus"] in statuses:
+            if described[self._status_field] in statuses:
                 return described
             if time.monotonic() >= deadline:
                 raise TimeoutError(
-                    f"{name} is {described['TrainingJobStatus']} after {timeout} s, not {statuses}"
+                    f"{name} is {described[self._status_field]} after {timeout} s, not {statuses}"
                 )
             time.sleep(interval)
 

@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from lyftlearn_provider.testing.aws.training_jobs import AwsError, JobNotFound
+from lyftlearn_provider.testing.aws.training_jobs import AwsError, JobNotFound, TrainingJobStore
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -37,12 +37,6 @@ class ControlApi:
         self._app = app
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/health", self._health),
-            ("GET", "/jobs", self._jobs),
-            ("GET", "/jobs/<name>", self._job),
-            ("POST", "/jobs/<name>/advance", self._advance),
-            ("POST", "/jobs/<name>/complete", self._complete),
-            ("POST", "/jobs/<name>/fail", self._fail),
-            ("POST", "/jobs/<name>/stop", self._stop),
             ("GET", "/calls", self._calls),
             ("DELETE", "/calls", self._reset_calls),
             ("GET", "/events", self._events),
@@ -55,6 +49,26 @@ class ControlApi:
         ]
         self._handlers: dict[str, Handler] = {}
         rules = []
+        # Training jobs under /jobs, processing (batch) jobs under /processing-jobs: the same operations.
+        for base, kind in (("/jobs", "training"), ("/processing-jobs", "processing")):
+            for verb, suffix, job_handler in (
+                ("GET", "", self._jobs),
+                ("GET", "/<name>", self._job),
+                ("POST", "/<name>/advance", self._advance),
+                ("POST", "/<name>/complete", self._complete),
+                ("POST", "/<name>/fail", self._fail),
+                ("POST", "/<name>/stop", self._stop),
+            ):
+                endpoint = f"{verb} {base}{suffix}"
+                self._handlers[endpoint] = job_handler
+                rules.append(
+                    Rule(
+                        f"/_lyftlearn{base}{suffix}",
+                        endpoint=endpoint,
+                        methods=[verb],
+                        defaults={"kind": kind},
+                    )
+                )
         for method, path, handler in routes:
             endpoint = f"{method} {path}"
             self._handlers[endpoint] = handler
@@ -71,7 +85,7 @@ class ControlApi:
         except HTTPException as error:
             response = _json({"error": error.description}, error.code or 500)
         except JobNotFound:
-            response = _json({"error": "no such training job"}, 404)
+            response = _json({"error": "no such job"}, 404)
         except AwsError as error:
             response = _json({"error": error.message}, 409)
         except (KeyError, TypeError, ValueError) as error:
@@ -85,13 +99,16 @@ class ControlApi:
         return {"status": "ok", "region": self._app.region}
 
     def _jobs(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
-        return {"jobs": self._app.store.jobs(request.args.get("region"))}
+        return {"jobs": self._store(arguments).jobs(request.args.get("region"))}
+
+    def _store(self, arguments: Mapping[str, Any]) -> TrainingJobStore:
+        return self._app.stores[arguments.get("kind", "training")]
 
     def _job(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
-        return self._app.store.describe(self._region(request, body), arguments["name"])
+        return self._store(arguments).describe(self._region(request, body), arguments["name"])
 
     def _advance(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
-        return self._app.store.advance(
+        return self._store(arguments).advance(
             self._region(request, body),
             arguments["name"],
             body["secondary_status"],
@@ -100,7 +117,7 @@ class ControlApi:
         )
 
     def _complete(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
-        return self._app.store.complete(
+        return self._store(arguments).complete(
             self._region(request, body),
             arguments["name"],
             metrics=body.get("metrics"),
@@ -109,14 +126,14 @@ class ControlApi:
         )
 
     def _fail(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
-        return self._app.store.fail(
+        return self._store(arguments).fail(
             self._region(request, body), arguments["name"], body["reason"], body.get("at")
         )
 
     def _stop(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
         region = self._region(request, body)
-        self._app.store.stop(region, arguments["name"])
-        return self._app.store.describe(region, arguments["name"])
+        self._store(arguments).stop(region, arguments["name"])
+        return self._store(arguments).describe(region, arguments["name"])
 
     def _calls(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
         return {
@@ -153,14 +170,18 @@ class ControlApi:
 
     def _autopilot(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
         training_seconds = body.get("training_seconds")
-        self._app.autopilot.configure(
-            enabled=bool(body.get("enabled", True)),
-            phases=body.get("phases"),
-            training_seconds=None if training_seconds is None else (training_seconds[0], training_seconds[1]),
-            seed=body.get("seed"),
-            outcome=body.get("outcome", "Completed"),
-            metrics=body.get("metrics"),
-        )
+        # One setting drives both kinds: a processing job's run phase is its "Training" phase.
+        for autopilot in (self._app.autopilot, self._app.processing_autopilot):
+            autopilot.configure(
+                enabled=bool(body.get("enabled", True)),
+                phases=body.get("phases"),
+                training_seconds=None
+                if training_seconds is None
+                else (training_seconds[0], training_seconds[1]),
+                seed=body.get("seed"),
+                outcome=body.get("outcome", "Completed"),
+                metrics=body.get("metrics"),
+            )
         return {"enabled": self._app.autopilot.enabled}
 
     def _settings(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
@@ -170,7 +191,7 @@ class ControlApi:
             stop_delay = float(body["stop_delay"])
             if stop_delay < 0:
                 raise ValueError("stop_delay must not be negative")
-            self._app.store.stop_delay = stop_delay
+            self._app.store.stop_delay = self._app.processing.stop_delay = stop_delay
         return {"publish_events": self._app.events.enabled, "stop_delay": self._app.store.stop_delay}
 
     def _reset(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:

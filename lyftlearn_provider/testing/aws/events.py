@@ -14,11 +14,20 @@ from collections import deque
 from datetime import datetime, timezone
 from typing import Any
 
+from lyftlearn_provider.job_kinds import TRAINING, JobKind
+
 log = logging.getLogger(__name__)
 
 DETAIL_TYPE = "SageMaker Training Job State Change"
 SOURCE = "aws.sagemaker"
-_TIMESTAMP_FIELDS = ("CreationTime", "TrainingStartTime", "TrainingEndTime", "LastModifiedTime")
+_TIMESTAMP_FIELDS = (
+    "CreationTime",
+    "TrainingStartTime",
+    "TrainingEndTime",
+    "ProcessingStartTime",
+    "ProcessingEndTime",
+    "LastModifiedTime",
+)
 
 
 def _millis(seconds: float) -> int:
@@ -26,9 +35,15 @@ def _millis(seconds: float) -> int:
 
 
 def state_change_event(
-    describe: dict[str, Any], tags: list[dict[str, str]], account: str, region: str, at: float
+    describe: dict[str, Any],
+    tags: list[dict[str, str]],
+    account: str,
+    region: str,
+    at: float,
+    *,
+    kind: JobKind = TRAINING,
 ) -> dict[str, Any]:
-    """Build the event SageMaker emits for a job whose DescribeTrainingJob response is ``describe``.
+    """Build the event SageMaker emits for a job whose Describe…Job response is ``describe``.
 
     The detail mirrors DescribeTrainingJob, except that, as in SageMaker's published events,
     timestamps are epoch milliseconds and ``Tags`` is a ``{key: value}`` object.
@@ -47,12 +62,12 @@ def state_change_event(
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
-        "detail-type": DETAIL_TYPE,
+        "detail-type": kind.detail_type,
         "source": SOURCE,
         "account": account,
         "time": datetime.fromtimestamp(at, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,
-        "resources": [describe["TrainingJobArn"]],
+        "resources": [describe[kind.arn_field]],
         "detail": detail,
     }
 
@@ -78,7 +93,7 @@ class EventLog:
         except Exception:
             # Like SageMaker's own delivery, publishing is best effort: a broken bus must never fail
             # the API call or the control operation that changed the job.
-            log.exception("Could not publish %s for %s", DETAIL_TYPE, event["resources"])
+            log.exception("Could not publish %s for %s", event["detail-type"], event["resources"])
         with self._lock:
             self._events.append(event)
 

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from lyftlearn_provider.job_kinds import TRAINING, JobKind
 from lyftlearn_provider.testing.aws.events import state_change_event
 from lyftlearn_provider.testing.aws.validation import sagemaker_model, validation_errors, validation_message
 
@@ -149,6 +150,8 @@ class _Job:
 
     @property
     def default_artifact(self) -> str:
+        if "OutputDataConfig" not in self.request:  # a processing job uploads outputs, not a model
+            return ""
         output = self.request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         return f"{output}/{self.name}/output/model.tar.gz"
 
@@ -183,13 +186,13 @@ _SORT_KEYS: dict[str, Callable[[_Job], Any]] = {
 }
 
 
-@functools.lru_cache(maxsize=1)
-def _echoed_members() -> frozenset[str]:
-    """Return the CreateTrainingJob members that DescribeTrainingJob returns as they were sent."""
+@functools.lru_cache(maxsize=2)
+def _echoed_members(kind: JobKind = TRAINING) -> frozenset[str]:
+    """Return the Create…Job members that Describe…Job returns as they were sent."""
     model = sagemaker_model()
-    sent = model.operation_model("CreateTrainingJob").input_shape.members
-    described = model.operation_model("DescribeTrainingJob").output_shape.members
-    return frozenset(set(sent) & set(described)) - {"TrainingJobName"}
+    sent = model.operation_model(kind.create_operation).input_shape.members
+    described = model.operation_model(kind.describe_operation).output_shape.members
+    return frozenset(set(sent) & set(described)) - {kind.name_field}
 
 
 def _validate(operation: str, params: dict[str, Any]) -> None:
@@ -198,8 +201,8 @@ def _validate(operation: str, params: dict[str, Any]) -> None:
         raise AwsError("ValidationException", validation_message(errors))
 
 
-def _checked_name(operation: str, name: str | None) -> str:
-    _validate(operation, {"TrainingJobName": name})
+def _checked_name(operation: str, name: str | None, field: str = "TrainingJobName") -> str:
+    _validate(operation, {field: name})
     assert name is not None  # _validate rejects a missing name
     return name
 
@@ -276,6 +279,9 @@ def _decode_token(token: str, sort_by: str) -> tuple[Any, str]:
 class TrainingJobStore:
     """Training jobs of one emulated account, all regions, behind one lock.
 
+    The state machine serves every job kind: a subclass sets :attr:`kind` and shapes its responses
+    (:class:`~lyftlearn_provider.testing.aws.processing_jobs.ProcessingJobStore`).
+
     ``publish(event, at)`` receives every state-change event (see :func:`.events.state_change_event`);
     ``stop_delay`` is how long a stopped job stays ``Stopping`` before it becomes ``Stopped``.
     """
@@ -296,6 +302,9 @@ class TrainingJobStore:
         self._jobs: dict[JobKey, _Job] = {}
         self._created_hooks: list[CreatedHook] = []
 
+    #: The kind of job this store keeps: its operations, fields and ARNs.
+    kind: JobKind = TRAINING
+
     def on_created(self, hook: CreatedHook) -> None:
         """Call ``hook(region, name, reused_warm_pool)`` after each job is created (outside the lock)."""
         self._created_hooks.append(hook)
@@ -304,21 +313,21 @@ class TrainingJobStore:
 
     def create(self, region: str, request: dict[str, Any]) -> dict[str, Any]:
         """Serve CreateTrainingJob."""
-        _validate("CreateTrainingJob", request)
-        name = request["TrainingJobName"]
+        _validate(self.kind.create_operation, request)
+        name = request[self.kind.name_field]
         with self._lock:
             existing = self._jobs.get((region, name))
             if existing is not None:
                 raise AwsError(
                     "ResourceInUse",
-                    "Training job names must be unique within an AWS account and region, and a training "
-                    f"job with this name already exists ({existing.arn})",
+                    f"{self.kind.noun.capitalize()} names must be unique within an AWS account and region, "
+                    f"and a {self.kind.noun} with this name already exists ({existing.arn})",
                 )
             now = self._clock()
             job = _Job(
                 region=region,
                 name=name,
-                arn=f"arn:aws:sagemaker:{region}:{self.account_id}:training-job/{name}",
+                arn=self.kind.arn("aws", region, self.account_id, name),
                 request=copy.deepcopy(request),
                 created=now,
                 modified=now,
@@ -332,22 +341,22 @@ class TrainingJobStore:
             self._emit(job, now)
         for hook in self._created_hooks:
             hook(region, name, reused)
-        return {"TrainingJobArn": job.arn}
+        return {self.kind.arn_field: job.arn}
 
     def describe(self, region: str, name: str | None) -> dict[str, Any]:
         """Serve DescribeTrainingJob (a request without a name is rejected as AWS rejects it)."""
-        name = _checked_name("DescribeTrainingJob", name)
+        name = _checked_name(self.kind.describe_operation, name, self.kind.name_field)
         with self._lock:
             return self._describe(self._get(region, name), self._clock())
 
     def stop(self, region: str, name: str | None) -> None:
         """Serve StopTrainingJob: ``Stopping`` now, ``Stopped`` after ``stop_delay`` seconds."""
-        name = _checked_name("StopTrainingJob", name)
+        name = _checked_name(self.kind.stop_operation, name, self.kind.name_field)
         with self._lock:
             job = self._get(region, name)
             if job.status != "InProgress":
                 raise InvalidJobState(
-                    f"The request was rejected because the training job is in status {job.status}."
+                    f"The request was rejected because the {self.kind.noun} is in status {job.status}."
                 )
             self._transition(job, "Stopping", "Stopping", DEFAULT_MESSAGES["Stopping"], self._clock())
         timer = threading.Timer(self.stop_delay, self._finish_stopping, args=(job,))
@@ -356,7 +365,7 @@ class TrainingJobStore:
 
     def list_jobs(self, region: str, request: dict[str, Any]) -> dict[str, Any]:
         """Serve ListTrainingJobs with every filter, sorting and ``NextToken`` pagination."""
-        _validate("ListTrainingJobs", request)
+        _validate(self.kind.list_operation, request)
         sort_by = request.get("SortBy", "CreationTime")
         sort_key = _SORT_KEYS[sort_by]
         descending = request.get("SortOrder", "Ascending") == "Descending"
@@ -376,7 +385,7 @@ class TrainingJobStore:
                 cursor = _decode_token(request["NextToken"], sort_by)
                 matching = [job for job in matching if _after(cursor, (sort_key(job), job.name), descending)]
             page = matching[:limit]
-            response: dict[str, Any] = {"TrainingJobSummaries": [self._summary(job, now) for job in page]}
+            response: dict[str, Any] = {self.kind.summaries_field: [self._summary(job, now) for job in page]}
             if len(matching) > limit:
                 response["NextToken"] = _encode_token(sort_by, sort_key(page[-1]), page[-1].name)
             return response
@@ -503,7 +512,8 @@ class TrainingJobStore:
 
     def _get_by_arn(self, region: str, arn: str) -> _Job:
         """Return the job ``arn`` names; only jobs of the request's region and our account are found."""
-        name = training_job_arn_name(arn)
+        match = self.kind.arn_pattern().fullmatch(arn) if isinstance(arn, str) else None
+        name = match.group(3) if match else None
         job = self._jobs.get((region, name)) if name is not None else None
         if job is None or job.arn != arn:
             raise JobNotFound()
@@ -512,7 +522,9 @@ class TrainingJobStore:
     def _get_in_progress(self, region: str, name: str) -> _Job:
         job = self._get(region, name)
         if job.status != "InProgress":
-            raise InvalidJobState(f"Training job {name} is {job.status}; only InProgress jobs can change.")
+            raise InvalidJobState(
+                f"{self.kind.noun.capitalize()} {name} is {job.status}; only InProgress jobs can change."
+            )
         return job
 
     def _transition(self, job: _Job, status: str, secondary: str, message: str, at: float) -> None:
@@ -622,6 +634,17 @@ class TrainingJobStore:
             summary["WarmPoolStatus"] = pool
         return summary
 
+    def _identity(self, job: _Job) -> dict[str, Any]:
+        """Return the name, ARN, status and times every kind's Describe…Job answers with."""
+        kind = self.kind
+        return {
+            kind.name_field: job.name,
+            kind.arn_field: job.arn,
+            kind.status_field: job.status,
+            "CreationTime": job.created,
+            "LastModifiedTime": job.modified,
+        }
+
     def _describe(self, job: _Job, now: float) -> dict[str, Any]:
         described: dict[str, Any] = {
             "EnableNetworkIsolation": False,
@@ -629,16 +652,14 @@ class TrainingJobStore:
             "EnableManagedSpotTraining": False,
             "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
         }
-        described.update(copy.deepcopy({k: v for k, v in job.request.items() if k in _echoed_members()}))
+        described.update(
+            copy.deepcopy({k: v for k, v in job.request.items() if k in _echoed_members(self.kind)})
+        )
+        described.update(self._identity(job))
         described.update(
             {
-                "TrainingJobName": job.name,
-                "TrainingJobArn": job.arn,
                 "ModelArtifacts": {"S3ModelArtifacts": job.artifact},
-                "TrainingJobStatus": job.status,
                 "SecondaryStatus": job.secondary,
-                "CreationTime": job.created,
-                "LastModifiedTime": job.modified,
                 "SecondaryStatusTransitions": copy.deepcopy(job.transitions),
             }
         )
@@ -662,5 +683,7 @@ class TrainingJobStore:
     def _emit(self, job: _Job, at: float) -> None:
         if self._publish is None:
             return
-        event = state_change_event(self._describe(job, at), job.tags, self.account_id, job.region, at)
+        event = state_change_event(
+            self._describe(job, at), job.tags, self.account_id, job.region, at, kind=self.kind
+        )
         self._publish(event, at)

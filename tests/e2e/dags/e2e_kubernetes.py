@@ -33,3 +33,29 @@ for mode in ("deferrable", "sync"):
             execution_timeout=dt.timedelta(seconds=90),
         )
     globals()[f"{mode}_dag"] = dag
+
+# The same kind of spec run as a batch pod: LYFTLEARN_RUNTIME=batch, the model and the outputs' URIs.
+with DAG(
+    dag_id="lyftlearn_e2e_kubernetes_batch",
+    schedule=None,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+) as batch_dag:
+    from lyftlearn_provider import RunBatchJobOperator
+
+    RunBatchJobOperator(
+        task_id="score",
+        spec=RuntimeSpec(
+            image=SPEC.image,
+            role_arn=SPEC.role_arn,
+            output_s3_uri=SPEC.output_s3_uri,
+            command=("python", "-m", "fraud.score"),
+            resources=SPEC.resources,
+        ),
+        outputs={"predictions": "s3://lyftlearn-predictions/fraud/{{ ds }}/"},
+        model_uri="s3://lyftlearn-models/fraud/run-1/model.tar.gz",
+        backend="kubernetes",
+        deferrable=True,
+        poll_interval=0.5,
+        startup_timeout_seconds=30,
+        execution_timeout=dt.timedelta(seconds=90),
+    )
