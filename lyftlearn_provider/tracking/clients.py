@@ -100,15 +100,25 @@ async def _open(make_hook: Callable[[], SageMakerTrainingHook]) -> tuple[Any, Ba
 
 async def _close(entry: _Client) -> None:
     if not entry.opened.done():
-        entry.opened.cancel()
-        with contextlib.suppress(BaseException):
-            await entry.opened
+        # Still opening (its only users were cancelled): close it once open; cancelled halfway it would
+        # leave aiobotocore's client coroutine never awaited.
+        entry.opened.add_done_callback(lambda _: _close_later(entry))
         return
     if _failed(entry):
         return
     context, _ = entry.opened.result()
     with contextlib.suppress(Exception):
         await context.__aexit__(None, None, None)
+
+
+#: Closings started from a callback, kept referenced until they end.
+_BACKGROUND: set[asyncio.Task[None]] = set()
+
+
+def _close_later(entry: _Client) -> None:
+    task = asyncio.get_running_loop().create_task(_close(entry), name="lyftlearn-aws-client-close")
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 _CLIENTS: LoopLocal[ClientKey, SharedClients] = LoopLocal()
