@@ -43,6 +43,7 @@ class ControlApi:
             ("POST", "/jobs/<name>/complete", self._complete),
             ("POST", "/jobs/<name>/fail", self._fail),
             ("POST", "/jobs/<name>/stop", self._stop),
+            ("POST", "/seed", self._seed),
             ("GET", "/calls", self._calls),
             ("DELETE", "/calls", self._reset_calls),
             ("GET", "/events", self._events),
@@ -117,6 +118,13 @@ class ControlApi:
         region = self._region(request, body)
         self._app.store.stop(region, arguments["name"])
         return self._app.store.describe(region, arguments["name"])
+
+    def _seed(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
+        names = [str(name) for name in body["names"]]
+        added = self._app.store.seed(
+            self._region(request, body), names, str(body.get("status", "Completed")), body.get("at")
+        )
+        return {"added": added}
 
     def _calls(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
         return {
