@@ -151,8 +151,9 @@ class SharedJobWatcher:
         self._cursor: float | None = None
         #: Monotonic start of the last pass (passes are spaced start to start).
         self._last_pass: float | None = None
-        #: Calls and pages of the last complete pass (the benchmark reads them).
+        #: Calls and seconds of the last complete pass (the benchmark reads them).
         self.last_pass_calls = 0
+        self.last_pass_seconds = 0.0
         self.health = TrackerHealth(
             f"The shared training-job watcher of connection {aws_conn_id!r}, "
             f"region {region_name or 'default'}",
@@ -296,6 +297,7 @@ class SharedJobWatcher:
                 continue
             failures = unexpected = 0
             self._last_pass = started
+            self.last_pass_seconds = time.monotonic() - started
             self.health.works()
 
     async def _pass(self, client: BaseClient) -> None:
