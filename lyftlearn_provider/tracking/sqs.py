@@ -550,11 +550,7 @@ class SqsEventConsumer:
         while self._pending_deletes and (
             len(self._pending_deletes) >= MAX_MESSAGES or self._pending_deletes[0][0] <= now
         ):
-            batch, self._pending_deletes = (
-                self._pending_deletes[:MAX_MESSAGES],
-                self._pending_deletes[MAX_MESSAGES:],
-            )
-            await self._delete(client, [handle for _, handle in batch])
+            await self._delete_batch(client)
         if self._pending_deletes and (self._flusher is None or self._flusher.done()):
             self._flusher = asyncio.get_running_loop().create_task(
                 self._flush_later(client), name=f"lyftlearn-sqs-consumer-{self.queue_url}-deletes"
@@ -566,11 +562,7 @@ class SqsEventConsumer:
             await asyncio.sleep(max(0.0, self._pending_deletes[0][0] - time.monotonic()))
             now = time.monotonic()
             while self._pending_deletes and self._pending_deletes[0][0] <= now:
-                batch, self._pending_deletes = (
-                    self._pending_deletes[:MAX_MESSAGES],
-                    self._pending_deletes[MAX_MESSAGES:],
-                )
-                await self._delete(client, [handle for _, handle in batch])
+                await self._delete_batch(client)
 
     async def _flush_all(self, client: BaseClient) -> None:
         """Delete every waiting message now (the client is about to close)."""
@@ -580,14 +572,15 @@ class SqsEventConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
         while self._pending_deletes:
-            batch, self._pending_deletes = (
-                self._pending_deletes[:MAX_MESSAGES],
-                self._pending_deletes[MAX_MESSAGES:],
-            )
-            await self._delete(client, [handle for _, handle in batch])
+            await self._delete_batch(client)
 
-    async def _delete(self, client: BaseClient, handles: Sequence[str]) -> None:
-        await self._apply(client, [{"ReceiptHandle": handle} for handle in handles], Action.DELETE)
+    async def _delete_batch(self, client: BaseClient) -> None:
+        """Delete the (up to) ten oldest waiting messages in one call."""
+        batch, self._pending_deletes = (
+            self._pending_deletes[:MAX_MESSAGES],
+            self._pending_deletes[MAX_MESSAGES:],
+        )
+        await self._apply(client, [{"ReceiptHandle": handle} for _, handle in batch], Action.DELETE)
 
     def _decide(self, message: Mapping[str, Any]) -> Action:
         """Return what to do with one message, delivering its news first when someone here waits for it."""

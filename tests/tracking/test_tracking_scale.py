@@ -248,27 +248,34 @@ async def test_a_shared_client_that_failed_to_open_is_opened_again_and_old_ones_
 
 
 # ---------------------------------------------------------------------------- deletes coalesced
+def queue_and_consumer(visibility: int, **settings: Any) -> tuple[str, SqsEventConsumer]:
+    queue_url = EventRouteHook(aws_conn_id="aws_default", retry_delay=0.01).ensure_route(
+        "ll", visibility_timeout_seconds=visibility
+    )["queue_url"]
+    return queue_url, SqsEventConsumer(
+        "aws_default", None, queue_url, prefix="ll", wait_time_seconds=1, **settings
+    )
+
+
+def send_end(queue_url: str, name: str) -> None:
+    boto3.client("sqs").send_message(
+        QueueUrl=queue_url, MessageBody=event_body(name, "Completed", time.time())
+    )
+
+
 async def test_deletes_are_coalesced_across_receives_and_done_well_inside_the_visibility_timeout(aws):
     # Visibility 4 s: every delete goes out within a second of its receive, in calls of up to ten.
-    summary = EventRouteHook(aws_conn_id="aws_default", retry_delay=0.01).ensure_route(
-        "ll", visibility_timeout_seconds=4
-    )
-    consumer = SqsEventConsumer(
-        "aws_default", None, summary["queue_url"], prefix="ll", wait_time_seconds=1, batch_window=0.2
-    )
-    sqs = boto3.client("sqs")
+    queue_url, consumer = queue_and_consumer(4, batch_window=0.2)
     names = [f"ll-coalesce-{index:02d}" for index in range(20)]
     try:
         subscriptions = [consumer.subscribe(name) for name in names]
         for name in names:
-            sqs.send_message(
-                QueueUrl=summary["queue_url"], MessageBody=event_body(name, "Completed", time.time())
-            )
+            send_end(queue_url, name)
             await asyncio.sleep(0.05)
         await asyncio.wait_for(asyncio.gather(*subscriptions), 20)
         keep_alive = consumer.subscribe("ll-coalesce-keep")  # the consumer keeps running
         # Deleted within a quarter of the visibility timeout (plus slack): nothing ever came back.
-        await until(lambda: queue_depth(summary["queue_url"]) == 0, "the deletes", timeout=10)
+        await until(lambda: queue_depth(queue_url) == 0, "the deletes", timeout=10)
         await asyncio.sleep(4.5)
         stats = consumer.stats
         assert stats.received == len(names) and stats.duplicates == 0, stats.as_dict()
@@ -281,21 +288,13 @@ async def test_deletes_are_coalesced_across_receives_and_done_well_inside_the_vi
 
 
 async def test_pending_deletes_are_flushed_when_the_consumer_stops(aws):
-    summary = EventRouteHook(aws_conn_id="aws_default", retry_delay=0.01).ensure_route(
-        "ll", visibility_timeout_seconds=60
-    )
     # Deletes could wait 15 s; the consumer stops before that, and deletes them on its way out.
-    consumer = SqsEventConsumer(
-        "aws_default", None, summary["queue_url"], prefix="ll", wait_time_seconds=1, delete_delay=60
-    )
-    sqs = boto3.client("sqs")
+    queue_url, consumer = queue_and_consumer(60, delete_delay=60)
     try:
         waiting = consumer.subscribe("ll-flush-1")
-        sqs.send_message(
-            QueueUrl=summary["queue_url"], MessageBody=event_body("ll-flush-1", "Completed", time.time())
-        )
+        send_end(queue_url, "ll-flush-1")
         await asyncio.wait_for(waiting, 20)
         await until(lambda: not consumer.running, "the consumer to stop without subscribers")
-        assert queue_depth(summary["queue_url"]) == 0 and consumer.stats.delete_calls == 1
+        assert queue_depth(queue_url) == 0 and consumer.stats.delete_calls == 1
     finally:
         await consumer.aclose()
