@@ -141,15 +141,15 @@ async def test_passes_are_spaced_start_to_start(aws, monkeypatch):
     async def slow_pass(self, client):
         starts.append(time.monotonic())
         await real_pass(self, client)
-        await asyncio.sleep(0.25)  # a pass that takes most of the interval
+        await asyncio.sleep(0.4)  # a pass that takes most of the interval
 
     monkeypatch.setattr(SharedJobWatcher, "_pass", slow_pass)
     watcher = shared_watcher("aws_default", None)
-    async with following(watcher, ["ll-cadence-1"], 0.4, "ll"):
-        await until(lambda: len(starts) >= 6, "six passes")
+    async with following(watcher, ["ll-cadence-1"], 0.6, "ll"):
+        await until(lambda: len(starts) >= 5, "five passes")
     gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
-    # Start to start: 0.4 s apart, not 0.4 s after the end of a 0.25 s pass (0.65 s).
-    assert statistics.median(gaps) < 0.55, gaps
+    # Start to start: 0.6 s apart, not 0.6 s after the end of a pass of 0.4 s or more (1 s or more).
+    assert statistics.median(gaps) < 0.9, gaps
 
 
 async def test_many_unconfirmed_subscribers_are_confirmed_by_one_in_progress_listing(aws):
@@ -279,8 +279,9 @@ async def test_deletes_are_coalesced_across_receives_and_done_well_inside_the_vi
         await asyncio.sleep(4.5)
         stats = consumer.stats
         assert stats.received == len(names) and stats.duplicates == 0, stats.as_dict()
-        # Twenty messages, however many receives brought them: two or three delete calls, not one a receive.
-        assert stats.delete_calls <= 3, stats.as_dict()
+        # Twenty messages, however many receives brought them: two or three delete calls (four on a slow
+        # machine, where the trickle outlasts a flush), not one a receive.
+        assert stats.delete_calls <= 4, stats.as_dict()
         print(f"\n{stats.batches} receives with messages, {stats.delete_calls} delete calls")
         keep_alive.close()
     finally:
