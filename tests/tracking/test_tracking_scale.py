@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import boto3
+import pytest
 
 from lyftlearn_provider.hooks.events import EventRouteHook
 from lyftlearn_provider.rendering.sagemaker import render_training_job
@@ -299,3 +300,21 @@ async def test_pending_deletes_are_flushed_when_the_consumer_stops(aws):
         assert queue_depth(queue_url) == 0 and consumer.stats.delete_calls == 1
     finally:
         await consumer.aclose()
+
+
+# ---------------------------------------------------------------------------- the emulator's seeding
+def test_seeding_adds_an_accounts_history_at_once_and_refuses_a_status_jobs_cannot_have(aws):
+    from lyftlearn_provider.testing.aws import ControlError
+
+    assert aws.control.seed(count=3, prefix="team-z", status="Failed") == 3
+    # Existing names are left alone.
+    assert aws.control.seed(["team-z-000000", "team-z-new"], status="InProgress") == 1
+    jobs = {job["TrainingJobName"]: job for job in aws.control.jobs()}
+    assert jobs["team-z-000000"]["TrainingJobStatus"] == "Failed"
+    assert jobs["team-z-000000"]["FailureReason"] == "AlgorithmError: seeded"
+    assert jobs["team-z-new"]["TrainingJobStatus"] == "InProgress"
+    described = boto3.client("sagemaker").describe_training_job(TrainingJobName="team-z-000001")
+    assert described["TrainingJobStatus"] == "Failed"
+    with pytest.raises(ControlError) as refused:
+        aws.control.seed(["team-z-odd"], status="Running")
+    assert refused.value.status == 400 and "InProgress" in refused.value.message
