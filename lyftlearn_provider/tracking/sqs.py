@@ -84,6 +84,7 @@ and its extra loops at once (shutdown). A cancelled ``await subscription`` unsub
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import enum
@@ -138,6 +139,8 @@ BACKLOG_BATCHES = 3
 #: arrive a few a second (1,000 jobs ending over a few minutes) 1.5 s fills batches to about eight
 #: messages, for a notice still within the 2 s target.
 DEFAULT_BATCH_WINDOW_SECONDS = 1.5
+#: Seconds of receives the arrival rate (which sets the wait after a batch that was not full) covers.
+RATE_WINDOW_SECONDS = 5.0
 #: Longest a received message waits for its delete (lowered to a quarter of the visibility timeout).
 DEFAULT_DELETE_DELAY_SECONDS = 5.0
 #: Seconds a released message stays invisible: long enough not to come straight back to us.
@@ -317,9 +320,9 @@ class SqsEventConsumer:
         #: Handled messages waiting for their delete: (monotonic time it is due, receipt handle).
         self._pending_deletes: list[tuple[float, str]] = []
         self._flusher: asyncio.Task[None] | None = None
-        #: Messages a second, as the receives saw them (exponentially smoothed).
-        self._arrival_rate = 0.0
-        self._last_receive: float | None = None
+        #: (monotonic time, messages) of the receives of the last ``RATE_WINDOW_SECONDS``.
+        self._arrivals: collections.deque[tuple[float, int]] = collections.deque()
+        self._arrivals_since: float | None = None
         self.health = TrackerHealth(
             f"The training-events consumer of queue {queue_url}",
             instead="rely on the shared watcher's reconciliation alone (a job's end is noticed within "
@@ -456,16 +459,28 @@ class SqsEventConsumer:
 
     def _collect_wait(self) -> float:
         """Return the wait after a batch that was not full: long enough to fill one, at most the window."""
-        if self._arrival_rate <= 0:
+        rate = self.arrival_rate()
+        if rate <= 0:
             return self.batch_window
-        return min(self.batch_window, MAX_MESSAGES / self._arrival_rate)
+        return min(self.batch_window, MAX_MESSAGES / rate)
+
+    def arrival_rate(self) -> float:
+        """Return the messages a second the receives brought over the last few seconds."""
+        if self._arrivals_since is None:
+            return 0.0
+        now = time.monotonic()
+        while self._arrivals and self._arrivals[0][0] <= now - RATE_WINDOW_SECONDS:
+            self._arrivals.popleft()
+        span = now - max(self._arrivals_since, now - RATE_WINDOW_SECONDS)
+        # Not from one receive: a receive right after a full one brings a few messages in no time.
+        return sum(count for _, count in self._arrivals) / max(span, 1.0)
 
     def _note_arrivals(self, received: int) -> None:
         now = time.monotonic()
-        if self._last_receive is not None and now > self._last_receive:
-            rate = received / (now - self._last_receive)
-            self._arrival_rate = rate if self._arrival_rate <= 0 else (self._arrival_rate + rate) / 2
-        self._last_receive = now
+        if self._arrivals_since is None:
+            self._arrivals_since = now
+        elif received:
+            self._arrivals.append((now, received))
 
     def _add_helper(self, client: BaseClient) -> None:
         """Start one more receive loop on ``client``, unless ``receivers`` loops already run."""

@@ -318,3 +318,27 @@ def test_seeding_adds_an_accounts_history_at_once_and_refuses_a_status_jobs_cann
     with pytest.raises(ControlError) as refused:
         aws.control.seed(["team-z-odd"], status="Running")
     assert refused.value.status == 400 and "InProgress" in refused.value.message
+
+
+def test_the_wait_after_a_partial_batch_follows_the_arrival_rate_not_one_quick_receive(monkeypatch):
+    from lyftlearn_provider.tracking import sqs as sqs_module
+
+    now = [100.0]
+    monkeypatch.setattr(sqs_module.time, "monotonic", lambda: now[0])
+    consumer = SqsEventConsumer("aws_default", None, "https://sqs.example/q", prefix="ll", batch_window=1.5)
+    assert consumer._collect_wait() == 1.5  # nothing known yet: the whole window
+
+    def receive(at: float, messages: int) -> None:
+        now[0] = 100.0 + at
+        consumer._note_arrivals(messages)
+
+    # Ends trickle in at about 6 a second: a full batch now and then, and the quick receive after it
+    # brings one more message in no time. That is not a rate of hundreds a second.
+    for at, messages in [(0.0, 0), (1.5, 8), (3.0, 10), (3.01, 1), (4.5, 9)]:
+        receive(at, messages)
+    assert 5 < consumer.arrival_rate() < 7
+    assert consumer._collect_wait() == 1.5
+    # A fast flow (20 a second) fills a batch in half a second: the wait shrinks to that.
+    for step in range(1, 21):
+        receive(4.5 + step * 0.5, 10)
+    assert consumer._collect_wait() == pytest.approx(0.5, rel=0.05)
