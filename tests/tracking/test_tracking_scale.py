@@ -313,6 +313,9 @@ def test_seeding_adds_an_accounts_history_at_once_and_refuses_a_status_jobs_cann
     assert jobs["team-z-000000"]["TrainingJobStatus"] == "Failed"
     assert jobs["team-z-000000"]["FailureReason"] == "AlgorithmError: seeded"
     assert jobs["team-z-new"]["TrainingJobStatus"] == "InProgress"
+    # A seeded running job moves on like any other (the autopilot and the control API drive it).
+    assert aws.control.advance("team-z-new", "Uploading")["SecondaryStatus"] == "Uploading"
+    assert aws.control.complete("team-z-new")["TrainingJobStatus"] == "Completed"
     described = boto3.client("sagemaker").describe_training_job(TrainingJobName="team-z-000001")
     assert described["TrainingJobStatus"] == "Failed"
     with pytest.raises(ControlError) as refused:

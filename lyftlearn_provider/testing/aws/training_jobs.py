@@ -503,6 +503,14 @@ class TrainingJobStore:
                     training_start=when,
                     training_end=None if status == "InProgress" else when,
                     failure_reason="AlgorithmError: seeded" if status == "Failed" else None,
+                    transitions=[
+                        {
+                            "Status": secondary,
+                            "StartTime": when,
+                            "StatusMessage": DEFAULT_MESSAGES.get(secondary, secondary),
+                            **({} if status == "InProgress" else {"EndTime": when}),
+                        }
+                    ],
                 )
                 added += 1
         return added
