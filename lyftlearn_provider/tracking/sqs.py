@@ -10,9 +10,12 @@ row, e.g. after an outage — starts extra receive loops on its client, up to ``
 each of which ends at its first batch that is not full, so a drained queue has one long poll again
 (started earlier, they would only split a steady flow into smaller batches). A long poll returns
 as soon as one message is there, so while events trickle in (a batch neither empty nor full) the
-consumer waits before its next receive: as long as the observed arrival rate needs to fill a batch,
-at most ``batch_window`` seconds (1.5). The trickle collects into fuller batches — fewer receives —
-for at most that much more notice latency; a full batch is followed by the next receive at once.
+consumer waits before its next receive: as long as the observed arrival rate (over the last 5 s)
+needs to fill a batch, at most ``batch_window`` seconds (1.7). The trickle collects into fuller
+batches — fewer receives — for at most that much more notice latency. A full batch is followed by
+the next receive at once when messages come faster than a batch a window (a backlog); in a trickle,
+once the batch's newest message is ``batch_window`` old, so that the message or two left on the
+queue do not cost a receive of their own.
 
 **Deletes are coalesced across receives.** A message's news is delivered as soon as it is received;
 its delete waits in a buffer that goes out as ``DeleteMessageBatch`` calls of ten as soon as ten are
@@ -136,9 +139,9 @@ DEFAULT_RECEIVERS = 4
 #: Full batches in a row that mean a backlog, worth extra receive loops.
 BACKLOG_BATCHES = 3
 #: Longest wait before the next receive after a batch that was neither empty nor full. When ends
-#: arrive a few a second (1,000 jobs ending over a few minutes) 1.5 s fills batches to about eight
+#: arrive a few a second (1,000 jobs ending over a few minutes) 1.7 s fills batches to about nine
 #: messages, for a notice still within the 2 s target.
-DEFAULT_BATCH_WINDOW_SECONDS = 1.5
+DEFAULT_BATCH_WINDOW_SECONDS = 1.7
 #: Seconds of receives the arrival rate (which sets the wait after a batch that was not full) covers.
 RATE_WINDOW_SECONDS = 5.0
 #: Longest a received message waits for its delete (lowered to a quarter of the visibility timeout).
@@ -323,6 +326,8 @@ class SqsEventConsumer:
         #: (monotonic time, messages) of the receives of the last ``RATE_WINDOW_SECONDS``.
         self._arrivals: collections.deque[tuple[float, int]] = collections.deque()
         self._arrivals_since: float | None = None
+        #: Epoch seconds SQS received the newest message of the last batch (its ``SentTimestamp``).
+        self._newest_sent: float | None = None
         self.health = TrackerHealth(
             f"The training-events consumer of queue {queue_url}",
             instead="rely on the shared watcher's reconciliation alone (a job's end is noticed within "
@@ -411,10 +416,14 @@ class SqsEventConsumer:
                                 failures = unexpected = 0
                                 self.health.works()
                                 if received >= MAX_MESSAGES:
-                                    # More is probably waiting: receive again at once.
+                                    # More is probably waiting: receive again at once (a backlog), or
+                                    # once the newest of it is as old as a trickle's wait (below).
                                     full_in_a_row += 1
                                     if full_in_a_row >= BACKLOG_BATCHES:
                                         self._add_helper(client)
+                                    pause = self._surplus_wait()
+                                    if pause and self._subscriptions:
+                                        await asyncio.sleep(pause)
                                     continue
                                 full_in_a_row = 0
                                 if received and self.batch_window and self._subscriptions:
@@ -463,6 +472,20 @@ class SqsEventConsumer:
         if rate <= 0:
             return self.batch_window
         return min(self.batch_window, MAX_MESSAGES / rate)
+
+    def _surplus_wait(self) -> float:
+        """
+        Return the wait after a full batch: none in a backlog, a little in a trickle.
+
+        In a trickle (fewer messages a window than a batch holds) a full batch is luck, and what is left
+        on the queue arrived after the batch's newest message (SQS is roughly first in, first out):
+        receiving it at once would mostly cost a receive for a message or two. Waiting until the
+        newest of the batch is ``batch_window`` old keeps every message's wait within the window.
+        """
+        rate = self.arrival_rate()
+        if self._newest_sent is None or not 0 < rate * self.batch_window < MAX_MESSAGES:
+            return 0.0
+        return max(0.0, self.batch_window - (self._clock() - self._newest_sent))
 
     def arrival_rate(self) -> float:
         """Return the messages a second the receives brought over the last few seconds."""
@@ -546,6 +569,8 @@ class SqsEventConsumer:
         )
         messages: list[dict[str, Any]] = response.get("Messages", [])
         self._note_arrivals(len(messages))
+        sent = [int(m.get("Attributes", {}).get("SentTimestamp", 0)) for m in messages]
+        self._newest_sent = max(sent) / 1000.0 if sent and min(sent) > 0 else None
         if messages:
             self.stats.batches += 1
         actions = [(message, self._decide(message)) for message in messages]

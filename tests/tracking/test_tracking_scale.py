@@ -345,3 +345,29 @@ def test_the_wait_after_a_partial_batch_follows_the_arrival_rate_not_one_quick_r
     for step in range(1, 21):
         receive(4.5 + step * 0.5, 10)
     assert consumer._collect_wait() == pytest.approx(0.5, rel=0.05)
+
+
+def test_after_a_full_batch_a_backlog_is_received_at_once_and_a_trickle_waits_for_its_newest(monkeypatch):
+    from lyftlearn_provider.tracking import sqs as sqs_module
+
+    now = [100.0]
+    monkeypatch.setattr(sqs_module.time, "monotonic", lambda: now[0])
+    consumer = SqsEventConsumer(
+        "aws_default", None, "https://sqs.example/q", prefix="ll", batch_window=1.5, clock=lambda: 5000.0
+    )
+    consumer._newest_sent = 4999.8  # the batch's newest message reached the queue 0.2 s ago
+    assert consumer._surplus_wait() == 0.0  # no rate known yet: receive at once
+    consumer._note_arrivals(0)
+    for at in (1.5, 3.0, 4.5):  # a trickle: 6 a second, a batch every 1.5 s at most
+        now[0] = 100.0 + at
+        consumer._note_arrivals(9)
+    # What is left arrived after that newest message: it waits 1.3 s more, 1.5 s in all.
+    assert consumer._surplus_wait() == pytest.approx(1.3)
+    consumer._newest_sent = 4990.0  # long waiting: at once
+    assert consumer._surplus_wait() == 0.0
+    # A backlog (more than a batch a window): at once, whatever the ages.
+    consumer._newest_sent = 4999.8
+    for step in range(1, 11):
+        now[0] = 104.5 + step * 0.1
+        consumer._note_arrivals(10)
+    assert consumer._surplus_wait() == 0.0
