@@ -273,7 +273,8 @@ class SageMakerJobBackend(JobBackend):
             deadline=deadline,
             source=self.tracking.value,
             queue_url=self.events_queue_url,
-            job_name_prefix=self.settings.job_name_prefix if self.tracking is TrackingSource.EVENTS else None,
+            # The shared watcher lists only this prefix's jobs; the events queue's rule matches it.
+            job_name_prefix=None if self.tracking is TrackingSource.POLL else self.settings.job_name_prefix,
             job_kind=self.kind.name,
         )
         return Deferral(trigger, timeout=timeout)

@@ -148,7 +148,7 @@ class PlatformJobOperator(JobOperator):
         # SageMaker
         self.tags = check_user_tags(tags or {})
         try:
-            self.tracking = TrackingSource(tracking or TrackingSource.POLL)
+            self.tracking = TrackingSource(tracking or TrackingSource.SHARED)
         except ValueError:
             raise InvalidSpecError(
                 "tracking",

@@ -76,11 +76,14 @@ class TrainModelOperator(PlatformJobOperator):
     :param keep_alive_seconds: *SageMaker*: keep the instances warm this long after the job, so the next
         matching job (same resources, role and image) starts fast. Worth it for cadences under an hour.
     :param tags: *SageMaker*: extra tags for the job (templated); ``lyftlearn:*`` tags tie it to the run.
-    :param tracking: *SageMaker*: how the deferred task learns the job ended: ``"poll"`` (default; one
-        Describe per job per interval), ``"shared"`` (one batched watcher per triggerer process and AWS
-        connection and region, for many concurrent jobs) or ``"events"`` (EventBridge → SQS, seconds
-        after the job ends, with the shared watcher reconciling every ``poll_interval``). A tracker that
-        is not allowed what it needs falls back to a simpler one, with a warning.
+    :param tracking: *SageMaker*: how the deferred task learns the job ended: ``"shared"`` (default;
+        one batched watcher per triggerer process and AWS connection and region lists the jobs named
+        ``<job_name_prefix>-…`` every ``poll_interval``: a few calls a pass for 1,000 jobs, each end
+        noticed within about ``poll_interval``), ``"poll"`` (one Describe per job per interval: fine for
+        a handful of jobs, but held to the triggerer's call budget, 10 a second, so 1,000 jobs are
+        noticed minutes late) or ``"events"`` (EventBridge → SQS, seconds after the job ends, with the
+        shared watcher reconciling every ``poll_interval``). A tracker that is not allowed what it needs
+        falls back to a simpler one, with a warning (``shared`` without the List permission polls).
     :param events_queue_url: *SageMaker*: the queue ``SetupTrainingEventsOperator`` created
         (``tracking="events"``; templated).
     :param kubernetes_conn_id: *Kubernetes*: the Airflow connection to the cluster

@@ -39,6 +39,9 @@ if TYPE_CHECKING:
 DEFAULT_OVERLAP_SECONDS = 30.0
 #: ListTrainingJobs' largest page.
 PAGE_SIZE = 100
+#: Unconfirmed subscribers (never seen by a listing) above which a pass lists the prefix's InProgress jobs
+#: to confirm them, instead of one Describe each (a triggerer restarted with hundreds of deferred jobs).
+IN_PROGRESS_LISTING_THRESHOLD = 20
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +54,14 @@ class Subscription:
     a :class:`Fallback` when the watcher cannot follow jobs at all and the trigger must poll its own.
     """
 
-    def __init__(self, watcher: SharedJobWatcher, job_name: str, interval: float) -> None:
+    def __init__(
+        self, watcher: SharedJobWatcher, job_name: str, interval: float, prefix: str | None = None
+    ) -> None:
         self.job_name = job_name
         self.interval = interval
+        #: What the watcher's listings ask for (``NameContains``) to find this job: ``<prefix>-``, or
+        #: None (every job of the account) when the name does not start with it.
+        self.name_filter = f"{prefix}-" if prefix and job_name.startswith(f"{prefix}-") else None
         self.outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         #: Whether a listing or a Describe has seen the job since it subscribed.
         self.confirmed = False
@@ -72,18 +80,27 @@ class Subscription:
 
 class SharedJobWatcher:
     """
-    Follow every subscribed training job of one AWS connection and region with batched listings.
+    Follow every subscribed job of one kind (training, processing), AWS connection and region, with batched listings.
 
     One background task, started by the first subscriber and stopped when the last one leaves, runs a
-    *pass* every ``interval`` seconds (the smallest interval any subscriber asked for) and as soon as
-    a new subscriber arrives:
+    *pass* right away and then every ``interval`` seconds, start to start (the smallest interval any
+    subscriber asked for). A subscriber that arrives meanwhile joins the next pass: a thousand triggers
+    subscribing one after another cost the passes they would have had anyway, not a pass each.
 
     1. ``ListTrainingJobs`` with ``LastModifiedTimeAfter`` = the start of the last complete pass minus
-       ``overlap`` seconds, every page. A listed job confirms its subscribers; a terminal one resolves
-       them (``Completed`` and ``Stopped`` straight from the summary).
-    2. A targeted ``DescribeTrainingJob`` only where the summary is not enough: a ``Failed`` job (for
-       its ``FailureReason``), and a new subscriber whose job the listing did not show — it has not
-       changed lately, and may have ended long before the trigger started.
+       ``overlap`` seconds and ``NameContains`` = ``<prefix>-`` of the subscribers' job-name prefix (one
+       listing per prefix; unfiltered for a subscriber without one), newest created first. Names are
+       then matched exactly, so another team's ``x-ll-…`` job is never taken for ours. Paging stops
+       once a page reaches jobs created before the oldest job waited for (when the creation times of
+       all of them are known): older jobs of the prefix, another triggerer's, are not read. A listed
+       job confirms its subscribers; a terminal one resolves them (``Completed`` and ``Stopped``
+       straight from the summary).
+    2. More than ``IN_PROGRESS_LISTING_THRESHOLD`` subscribers of this pass unconfirmed (their jobs
+       have not changed lately: a restarted triggerer resuming many deferred jobs): one
+       ``ListTrainingJobs`` of the prefix's ``InProgress`` jobs confirms the running ones.
+    3. A targeted ``DescribeTrainingJob`` only where a summary is not enough: a ``Failed`` job (for
+       its ``FailureReason``), and a subscriber of this pass whose job no listing showed — it may have
+       ended long before the trigger started, or not exist.
 
     A job seen (listed or described) in a pass that started at ``t`` cannot end unnoticed: any later
     change is newer than the next pass's cursor. Every call waits for the process's budget. What a
@@ -129,9 +146,16 @@ class SharedJobWatcher:
         self.overlap = overlap
         self._clock = clock
         self._subscriptions: dict[str, set[Subscription]] = {}
+        #: Epoch CreationTime of the jobs waited for, as listings and Describes showed them.
+        self._created: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._cursor: float | None = None
+        #: Monotonic start of the last pass (passes are spaced start to start).
+        self._last_pass: float | None = None
+        #: Calls and seconds of the last complete pass (the benchmark reads them).
+        self.last_pass_calls = 0
+        self.last_pass_seconds = 0.0
         self.health = TrackerHealth(
             f"The shared {kind.noun} watcher of connection {aws_conn_id!r}, "
             f"region {region_name or 'default'}",
@@ -156,16 +180,19 @@ class SharedJobWatcher:
         job_name: str,
         *,
         interval: float,
+        prefix: str | None = None,
         verify: bool | str | None = None,
         botocore_config: dict[str, Any] | None = None,
     ) -> Subscription:
         """
         Start watching ``job_name`` for a subscriber that wants news at least every ``interval`` seconds.
 
-        ``verify`` and ``botocore_config`` are used when this subscriber (re)starts the background task.
-        While the watcher cannot work, the subscription comes back resolved with a :class:`Fallback`.
+        ``prefix`` is the job-name prefix (``<prefix>-…``) the listings ask for. ``verify`` and
+        ``botocore_config`` are used when this subscriber (re)starts the background task. While the
+        watcher cannot work, the subscription comes back resolved with a :class:`Fallback`. The
+        subscription joins the next pass (the first one runs at once).
         """
-        subscription = Subscription(self, job_name, interval)
+        subscription = Subscription(self, job_name, interval, prefix)
         if self.health.reason is not None and self.health.broken:
             subscription.outcome.set_result(Fallback(self.health.reason))
             return subscription
@@ -175,6 +202,7 @@ class SharedJobWatcher:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name=f"lyftlearn-{self.kind.name}-watcher-{self.aws_conn_id}-{self.region_name}"
             )
+        # Not a pass of its own: the watcher only re-reads its interval (this one may be shorter).
         self._wake.set()
         return subscription
 
@@ -186,6 +214,7 @@ class SharedJobWatcher:
         subscriptions.discard(subscription)
         if not subscriptions:
             del self._subscriptions[subscription.job_name]
+            self._created.pop(subscription.job_name, None)
         if not self._subscriptions and self._task is not None:
             # From the task itself (its last job resolved) the loop ends by itself and closes its client.
             if self._task is not asyncio.current_task():
@@ -220,7 +249,7 @@ class SharedJobWatcher:
         )
         failures = 0
         # A restarted watcher starts from now: its new subscribers are each confirmed by the first pass.
-        self._cursor = None
+        self._cursor = self._last_pass = None
         try:
             # Once the last subscriber has left, a new one starts a new task: this one just ends.
             while self._task is asyncio.current_task():
@@ -243,7 +272,18 @@ class SharedJobWatcher:
         """Pass after pass until nobody is left; raise what cannot be ridden out."""
         failures = unexpected = 0
         while self._task is asyncio.current_task():
-            self._wake.clear()
+            if self._last_pass is not None:
+                # Start to start: a pass every interval, however long the last one took. A new
+                # subscriber wakes this wait only to re-read the interval.
+                self._wake.clear()
+                wait = self._last_pass + self._interval() - time.monotonic()
+                if wait > 0:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), wait)
+                    continue
+            if self._task is not asyncio.current_task():
+                break
+            started = time.monotonic()
             try:
                 await self._pass(client)
             except Exception as error:
@@ -259,49 +299,83 @@ class SharedJobWatcher:
                 await self._backoff(failures)
                 continue
             failures = unexpected = 0
+            self._last_pass = started
+            self.last_pass_seconds = time.monotonic() - started
             self.health.works()
-            if self._task is not asyncio.current_task():
-                break
-            # A subscriber that arrived during the pass is looked at right away.
-            if any(not sub.confirmed for subs in self._subscriptions.values() for sub in subs):
-                continue
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval())
 
     async def _pass(self, client: BaseClient) -> None:
         started = self._clock()
-        since = started - self.overlap if self._cursor is None else self._cursor - self.overlap
+        since = (started if self._cursor is None else self._cursor) - self.overlap
+        # This pass's subscribers; those arriving while it runs are the next pass's.
+        members = {sub for subs in self._subscriptions.values() for sub in subs}
+        filters = {sub.name_filter for sub in members}
+        # Without a filter the listing shows every job, ours included: one listing is enough.
+        filters = {None} if None in filters else filters
+        calls = 0
         failed: list[str] = []
-        token: str | None = None
-        while True:
-            request: dict[str, Any] = {"LastModifiedTimeAfter": since, "MaxResults": PAGE_SIZE}
-            if token:
-                request["NextToken"] = token
-            await self.budget.acquire()
-            kind = self.kind
-            page = await getattr(client, kind.method(kind.list_operation))(**request)
-            for summary in page.get(kind.summaries_field, []):
-                name, status = summary[kind.name_field], summary[kind.status_field]
-                for subscription in self._subscriptions.get(name, ()):
-                    subscription.confirmed = True
-                if name in self._subscriptions and is_terminal(status):
-                    if status == FAILED:
-                        failed.append(name)
-                    else:
-                        self._resolve(name, JobEvent.terminal(name, status))
-            token = page.get("NextToken")
-            if not token:
-                break
-        unconfirmed = [
-            name for name, subs in self._subscriptions.items() if any(not sub.confirmed for sub in subs)
-        ]
+        for name_filter in sorted(filters, key=str):
+            calls += await self._list(client, {"LastModifiedTimeAfter": since}, name_filter, failed)
+        unconfirmed = {sub for sub in members if not sub.confirmed and not sub.outcome.done()}
+        if len(unconfirmed) > IN_PROGRESS_LISTING_THRESHOLD:
+            for name_filter in sorted({sub.name_filter for sub in unconfirmed}, key=str):
+                calls += await self._list(client, {"StatusEquals": "InProgress"}, name_filter, failed)
+            unconfirmed = {sub for sub in unconfirmed if not sub.confirmed and not sub.outcome.done()}
+        names = {*failed, *(sub.job_name for sub in unconfirmed)}
         outcomes = await asyncio.gather(
-            *(self._describe(client, name) for name in {*failed, *unconfirmed}), return_exceptions=True
+            *(self._describe(client, name) for name in names), return_exceptions=True
         )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
         self._cursor = started
+        self.last_pass_calls = calls + len(names)
+
+    async def _list(
+        self, client: BaseClient, window: dict[str, Any], name_filter: str | None, failed: list[str]
+    ) -> int:
+        """List the jobs of ``window`` (newest created first); act on ours; return the pages read."""
+        request: dict[str, Any] = {
+            **window,
+            "MaxResults": PAGE_SIZE,
+            "SortBy": "CreationTime",
+            "SortOrder": "Descending",
+        }
+        if name_filter is not None:
+            request["NameContains"] = name_filter
+        pages = 0
+        while True:
+            await self.budget.acquire()
+            page = await getattr(client, self.kind.method(self.kind.list_operation))(**request)
+            pages += 1
+            summaries = page.get(self.kind.summaries_field, [])
+            for summary in summaries:
+                # NameContains matches anywhere in the name: only an exact name is one of ours.
+                name, status = summary[self.kind.name_field], summary[self.kind.status_field]
+                if name not in self._subscriptions:
+                    continue
+                self._created[name] = _epoch(summary.get("CreationTime"))
+                for subscription in self._subscriptions[name]:
+                    subscription.confirmed = True
+                if is_terminal(status):
+                    if status == FAILED:
+                        failed.append(name)
+                    else:
+                        self._resolve(name, JobEvent.terminal(name, status))
+            request["NextToken"] = page.get("NextToken")
+            if not request["NextToken"] or (summaries and self._older_than_ours(summaries[-1], name_filter)):
+                return pages
+
+    def _older_than_ours(self, summary: dict[str, Any], name_filter: str | None) -> bool:
+        """Tell whether the listing (newest created first) is past every job of ``name_filter`` waited for."""
+        oldest = float("inf")
+        for name, subscriptions in self._subscriptions.items():
+            if name_filter is not None and not any(sub.name_filter == name_filter for sub in subscriptions):
+                continue
+            created = self._created.get(name)
+            if created is None:
+                return False  # not seen yet: it could be anywhere in the listing
+            oldest = min(oldest, created)
+        return _epoch(summary.get("CreationTime")) < oldest
 
     async def _describe(self, client: BaseClient, job_name: str) -> None:
         await self.budget.acquire()
@@ -334,10 +408,19 @@ class SharedJobWatcher:
                 return
             raise TrackerUnavailable(action, error, kind) from error
         status = description[self.kind.status_field]
+        if job_name in self._subscriptions:
+            self._created[job_name] = _epoch(description.get("CreationTime"))
         if is_terminal(status):
             self._resolve(job_name, JobEvent.terminal(job_name, status, description.get("FailureReason")))
         for subscription in self._subscriptions.get(job_name, ()):
             subscription.confirmed = True
+
+
+def _epoch(value: Any) -> float:
+    """Return a listing's or description's timestamp (a datetime from botocore) as epoch seconds."""
+    if value is None:
+        return float("-inf")
+    return float(value.timestamp()) if hasattr(value, "timestamp") else float(value)
 
 
 _WATCHERS: LoopLocal[tuple[str | None, str | None, str], SharedJobWatcher] = LoopLocal()

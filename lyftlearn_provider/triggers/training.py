@@ -28,6 +28,7 @@ from lyftlearn_provider.retries import (
 )
 from lyftlearn_provider.status import JobEvent, TrackingErrorKind, TrackingSource, is_terminal
 from lyftlearn_provider.tracking.budget import process_budget
+from lyftlearn_provider.tracking.clients import shared_clients
 from lyftlearn_provider.tracking.sqs import sqs_consumer
 from lyftlearn_provider.tracking.watcher import shared_watcher
 
@@ -46,10 +47,11 @@ class TrainingJobTrigger(BaseTrigger):
     """
     Wait for a SageMaker training job to end, then hand the job back to its task.
 
-    Polls ``DescribeTrainingJob`` with jitter through the amazon provider's async client, each call
-    drawn from the triggerer process's AWS call budget for the connection and region (a token bucket,
-    ``[lyftlearn] api_calls_per_second``, shared with the shared watcher; a throttling answer slows
-    every trigger of the process down, not just the one that got it). Throttling, 5xx answers and
+    Polls ``DescribeTrainingJob`` with jitter through an aiobotocore client shared by every polling
+    trigger of the process with the same AWS settings (:mod:`~lyftlearn_provider.tracking.clients`),
+    each call drawn from the triggerer process's AWS call budget for the connection and region (a
+    token bucket, ``[lyftlearn] api_calls_per_second``, shared with the shared watcher; a throttling
+    answer slows every trigger of the process down, not just the one that got it). Throttling, 5xx answers and
     dropped connections do not end the wait: the trigger backs off (doubling the interval, at most 16
     times it and five minutes) and carries on for as long as it takes; the task's deadline bounds the
     wait. When the deadline passes first, it reports ``timeout`` so the task can stop the job.
@@ -61,10 +63,14 @@ class TrainingJobTrigger(BaseTrigger):
     With ``source="shared"`` the trigger does not poll: it subscribes to the triggerer process's
     :class:`~lyftlearn_provider.tracking.watcher.SharedJobWatcher` for its connection and region, which
     follows every such job in the process with batched ``ListTrainingJobs`` calls (plus a Describe only
-    where a listing is not enough) under one AWS call budget, and reports the same events. Choose it
-    when one triggerer follows many jobs at once (dozens or more): the calls per job fall far below one
-    Describe per poll interval, so SageMaker's (not adjustable) throttles are not reached. ``poll``,
-    the default, suits a handful of jobs and needs no shared state. The shared watcher backs off from
+    where a listing is not enough) under one AWS call budget, and reports the same events. It is what
+    ``TrainingOperator`` uses by default: the calls per job fall far below one Describe per poll
+    interval, so SageMaker's (not adjustable) throttles are not reached, and 1,000 jobs in one triggerer
+    are each noticed within about ``poll_interval``. With ``job_name_prefix`` its listings ask only for
+    jobs named ``<prefix>-…`` (``NameContains``, then an exact check), so other teams' jobs in the
+    account cost nothing. ``poll``, this class's default (the one a trigger serialized without
+    ``source`` gets), suits a handful of jobs; held to the process budget (10 calls a second), 1,000
+    polling jobs are noticed up to minutes late. The shared watcher backs off from
     throttling and failures for as long as it takes, so only the deadline bounds the wait. A watcher that
     cannot work (say the role lacks ``sagemaker:ListTrainingJobs``) warns once per process and the
     trigger polls its job itself, in the same run: a tracker's trouble never fails a healthy job.
@@ -81,13 +87,16 @@ class TrainingJobTrigger(BaseTrigger):
     :param botocore_config: extra botocore client configuration.
     :param poll_interval: seconds between two polls (jittered by ±20 %).
     :param deadline: epoch seconds after which the trigger reports ``timeout``; None for no deadline.
-    :param source: ``poll`` (default), ``shared`` or ``events`` (a :class:`TrackingSource` value); with
-        ``shared``, ``poll_interval`` is the longest this trigger lets the watcher go between two looks
-        at its job; with ``events`` it is the reconciliation interval: the shared watcher still looks
-        that often, so a lost event delays the task by at most about ``poll_interval``, never hangs it.
+    :param source: ``poll`` (this class's default), ``shared`` (the operators' default) or ``events``
+        (a :class:`TrackingSource` value); with ``shared``, ``poll_interval`` is the longest this
+        trigger lets the watcher go between two looks at its job; with ``events`` it is the
+        reconciliation interval: the shared watcher still looks that often, so a lost event delays the
+        task by at most about ``poll_interval``, never hangs it.
     :param queue_url: the SQS queue the EventBridge rule feeds (``source="events"``; see
         ``SetupTrainingEventsOperator``).
-    :param job_name_prefix: the job-name prefix the queue's rule matches (``source="events"``).
+    :param job_name_prefix: the prefix of the job's name (``<prefix>-…``): the shared watcher lists only
+        that prefix's jobs (``shared`` and ``events``; a name without it is listed unfiltered), and the
+        queue's rule matches it (``events``, where it is required). Unused by ``poll``.
     :param job_kind: ``training`` (default) or ``processing`` (batch): which kind of job ``job_name`` is.
     """
 
@@ -195,6 +204,7 @@ class TrainingJobTrigger(BaseTrigger):
             subscription = shared_watcher(self.aws_conn_id, self.region_name, self.kind).subscribe(
                 self.job_name,
                 interval=self.poll_interval,
+                prefix=self.job_name_prefix,
                 verify=self.verify,
                 botocore_config=self.botocore_config,
             )
@@ -269,9 +279,11 @@ class TrainingJobTrigger(BaseTrigger):
         try:
             hook = self.hook()
             budget = process_budget(self.aws_conn_id, self.region_name)
+            # One client per process and AWS settings, not one per trigger (1,000 of those held 1.9 GiB).
+            clients = shared_clients(self.aws_conn_id, self.region_name, self.verify, self.botocore_config)
             while True:
                 try:
-                    async with await hook.get_async_conn() as client:
+                    async with clients.client(self.hook) as client:
                         return await self._poll_with(hook, client, budget)
                 except Exception as error:
                     # Making the client (e.g. assuming the connection's role) failed, or closing it.

@@ -532,6 +532,24 @@ def test_serialize_round_trips_the_source():
     assert TrainingJobTrigger(**serialized).source == "poll"
 
 
+def test_the_operator_defers_on_the_shared_watcher_with_its_prefix_by_default(training_image, aws):
+    # What a DAG author gets without choosing: the tracker that holds a thousand jobs in one triggerer,
+    # listing only the jobs of the operator's prefix.
+    operator = TrainModelOperator(task_id="train", spec=make_spec(), deferrable=True, job_name_prefix="fraud")
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(make_context())
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, TrainingJobTrigger)
+    assert (trigger.source, trigger.job_name_prefix) == ("shared", "fraud")
+    assert trigger.job_name.startswith("fraud-")
+    assert revive(trigger).serialize()[1]["job_name_prefix"] == "fraud"
+    # Polling, asked for, needs no prefix: none is handed on.
+    polling = TrainModelOperator(task_id="train", spec=make_spec(), deferrable=True, tracking="poll")
+    with pytest.raises(TaskDeferred) as deferred:
+        polling.execute(make_context())
+    assert (deferred.value.trigger.source, deferred.value.trigger.job_name_prefix) == ("poll", None)
+
+
 def test_rejects_an_unknown_source():
     # An InvalidSpecError (still a ValueError) naming the argument and the fix.
     with pytest.raises(

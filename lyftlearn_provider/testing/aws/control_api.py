@@ -37,6 +37,7 @@ class ControlApi:
         self._app = app
         routes: list[tuple[str, str, Handler]] = [
             ("GET", "/health", self._health),
+            ("POST", "/seed", self._seed),  # training jobs, many at once
             ("GET", "/calls", self._calls),
             ("DELETE", "/calls", self._reset_calls),
             ("GET", "/events", self._events),
@@ -134,6 +135,13 @@ class ControlApi:
         region = self._region(request, body)
         self._store(arguments).stop(region, arguments["name"])
         return self._store(arguments).describe(region, arguments["name"])
+
+    def _seed(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
+        names = [str(name) for name in body["names"]]
+        added = self._app.store.seed(
+            self._region(request, body), names, str(body.get("status", "Completed")), body.get("at")
+        )
+        return {"added": added}
 
     def _calls(self, request: Request, body: dict[str, Any], arguments: Mapping[str, Any]) -> Any:
         return {
