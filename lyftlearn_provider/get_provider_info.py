@@ -55,6 +55,7 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "lyftlearn_provider.links.sagemaker.TrainingJobLink",
             "lyftlearn_provider.links.sagemaker.TrainingJobLogsLink",
+            "lyftlearn_provider.links.sagemaker.TrainingImageLink",
             "lyftlearn_provider.links.kubernetes.DeploymentLink",
         ],
         "config": {

@@ -165,16 +165,17 @@ class SageMakerTrainingBackend(JobBackend):
 
     def persist_links(self, run: JobRun, job: Job) -> None:
         """Record the job for the task's links to the SageMaker console and the job's logs."""
-        from lyftlearn_provider.links.sagemaker import TrainingJobLink, TrainingJobLogsLink
+        from lyftlearn_provider.links.sagemaker import persist_training_links
 
-        for link in (TrainingJobLink, TrainingJobLogsLink):
-            link.persist(
-                context=run.context,
-                operator=self.operator,
-                region_name=self.hook.conn_region_name,
-                aws_partition=self.hook.conn_partition,
-                job_name=job.name,
-            )
+        console = persist_training_links(
+            run.context,
+            self.operator,
+            region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition,
+            job_name=job.name,
+            image=job.image,
+        )
+        run.log.info("Training job %s in the SageMaker console: %s", job.name, console)
 
     # ------------------------------------------------------------------ wait and resume
     def follow(self, run: JobRun, job: Job, record: JobRecord) -> Job | Deferral:

@@ -11,7 +11,7 @@ from airflow.sdk.configuration import conf
 from lyftlearn_provider.backends import KUBERNETES_ARGUMENTS, SAGEMAKER_ARGUMENTS
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.images import SociPolicy
-from lyftlearn_provider.links.sagemaker import TrainingJobLink, TrainingJobLogsLink
+from lyftlearn_provider.links.sagemaker import TrainingImageLink, TrainingJobLink, TrainingJobLogsLink
 from lyftlearn_provider.naming import DEFAULT_PREFIX
 from lyftlearn_provider.operators.jobs import JobOperator, refuse_masked_secrets
 from lyftlearn_provider.rendering.sagemaker import check_keep_alive, render_training_job
@@ -136,8 +136,8 @@ class TrainModelOperator(JobOperator):
     """
 
     template_fields: Sequence[str] = ("spec", "tags", "events_queue_url")
-    template_fields_renderers = {"tags": "json"}
-    operator_extra_links = (TrainingJobLink(), TrainingJobLogsLink())
+    template_fields_renderers = {"tags": "json", "spec": "json"}
+    operator_extra_links = (TrainingJobLink(), TrainingJobLogsLink(), TrainingImageLink())
     ui_color = "#ffd9b3"
     job_noun = "training job"
     backend_arguments: ClassVar[Mapping[str, frozenset[str]]] = {

@@ -58,7 +58,18 @@ class Subscription:
         self.outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         #: Whether a listing or a Describe has seen the job since it subscribed.
         self.confirmed = False
+        #: Called with the job's secondary status (``Starting``, ``Downloading`` ...) each time it changes.
+        self.on_progress: Callable[[str], None] | None = None
+        self._secondary_status: str | None = None
         self._watcher = watcher
+
+    def saw(self, secondary_status: str | None) -> None:
+        """Note that a listing showed the job, and tell the subscriber when its secondary status moved on."""
+        self.confirmed = True
+        if secondary_status and secondary_status != self._secondary_status:
+            self._secondary_status = secondary_status
+            if self.on_progress is not None:
+                self.on_progress(secondary_status)
 
     def resolve(self, outcome: Outcome) -> None:
         """Give the subscriber its answer and stop watching the job for it."""
@@ -279,7 +290,7 @@ class SharedJobWatcher:
             for summary in page.get("TrainingJobSummaries", []):
                 name, status = summary["TrainingJobName"], summary["TrainingJobStatus"]
                 for subscription in self._subscriptions.get(name, ()):
-                    subscription.confirmed = True
+                    subscription.saw(summary.get("SecondaryStatus"))
                 if name in self._subscriptions and is_terminal(status):
                     if status == FAILED:
                         failed.append(name)
