@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Airflow is pinned here (not in pyproject) so users keep relaxed bounds and we keep reproducible runs.
 AIRFLOW_PIN ?= apache-airflow==3.3.2
 
-.PHONY: install test lint typecheck pytest demo bench clean
+.PHONY: install test lint typecheck pytest demo demo-ui demo-stop bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -28,6 +28,13 @@ test: lint typecheck pytest
 
 demo: install
 	$(PY) -m lyftlearn_provider.testing.demo
+
+# The same run, then everything stays up on fixed ports: open http://127.0.0.1:28080 (no login).
+demo-ui: install
+	$(PY) -m lyftlearn_provider.testing.demo --ui
+
+demo-stop:
+	$(PY) -m lyftlearn_provider.testing.demo --stop
 
 bench: install
 	$(PY) bench/parse_time.py
