@@ -46,7 +46,7 @@ DAG_ID = "lyftlearn_r2_loop"
 TRAIN, DEPLOY = "fraud.train", "fraud.deploy"
 PREFIX = "ll"
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
-#: SageMaker phases of every job (seconds): long enough for the kill to land while jobs run.
+#: SageMaker phases of every job (seconds, 21 in all): long enough for the kill to land while jobs run.
 PHASES = {"Starting": 4.0, "Downloading": 3.0, "Training": 12.0, "Uploading": 2.0}
 FIRED = re.compile(r'"event": ?"Trigger fired event", ?"name": ?"(?P<name>[^"]+) \(ID (?P<id>\d+)\)"')
 
@@ -84,7 +84,7 @@ def say(message: str) -> None:
 
 
 # ------------------------------------------------------------------------------------- the scenario
-def run_scenario(scenario: str, db: str, runs: int, backfill: int, home: Path) -> Outcome:
+def run_scenario(scenario: str, db: str, runs: int, backfill: int, home: Path, job_seconds: float) -> Outcome:
     """Run one scenario in this process (whose environment must not have imported Airflow yet)."""
     from lyftlearn_provider.testing.aws import AwsEmulator
     from lyftlearn_provider.testing.k8s.server import EmulatorServer, airflow_connection
@@ -112,7 +112,7 @@ def run_scenario(scenario: str, db: str, runs: int, backfill: int, home: Path) -
         env.pop("KUBERNETES_SERVICE_HOST", None)
         os.environ.clear()
         os.environ.update(env)
-        seed(aws, k8s, kubeconfig)
+        seed(aws, k8s, kubeconfig, job_seconds)
         from lyftlearn_provider.testing.standalone import Standalone
 
         extra_triggerers: list[subprocess.Popen[bytes]] = []
@@ -128,7 +128,7 @@ def run_scenario(scenario: str, db: str, runs: int, backfill: int, home: Path) -
                     extra_triggerers.append(start_triggerer(env, home / "triggerer-2.log"))
                 start_runs(airflow, runs, backfill)
                 if scenario == "kill":
-                    deferred = wait_deferred(min(3, runs + backfill))
+                    deferred = wait_deferred(min(2, runs + backfill))
                     outcome.killed_with_deferred = deferred
                     kill_triggerer(airflow)
                     time.sleep(2)
@@ -147,14 +147,17 @@ def run_scenario(scenario: str, db: str, runs: int, backfill: int, home: Path) -
     return outcome
 
 
-def seed(aws: Any, k8s: Any, kubeconfig: Path) -> None:
+def seed(aws: Any, k8s: Any, kubeconfig: Path, job_seconds: float) -> None:
     """The image in ECR, the jobs' timings, and the serving Deployment the loop deploys to."""
     import boto3
 
     from lyftlearn_provider.testing.aws.images import push_image
     from lyftlearn_provider.testing.k8s.cluster import EmulatedCluster
 
-    aws.control.autopilot(phases=PHASES, metrics={"validation:auc": 0.91})
+    scale = job_seconds / sum(PHASES.values())
+    aws.control.autopilot(
+        phases={phase: seconds * scale for phase, seconds in PHASES.items()}, metrics={"validation:auc": 0.91}
+    )
     push_image(boto3.client("ecr"), "fraud-model", "2026.11.28", soci="v2")
     cluster = EmulatedCluster(k8s, kubeconfig)
     cluster.create(
@@ -210,7 +213,17 @@ def start_runs(airflow: Any, runs: int, backfill: int) -> None:
     if backfill:
         start = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(base))
         end = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(base + 900 * (backfill - 1)))
-        airflow.airflow("backfill", "create", "--dag-id", DAG_ID, "--from-date", start, "--to-date", end)
+        command = ("backfill", "create", "--dag-id", DAG_ID, "--from-date", start, "--to-date", end)
+        for attempt in range(3):
+            try:
+                airflow.airflow(*command)
+                break
+            except subprocess.CalledProcessError as error:
+                # SQLite under load answers "database is locked" now and then: say so, then try again.
+                say(f"airflow backfill create failed ({error.stderr.decode(errors='replace')[-300:]!r})")
+                if attempt == 2:
+                    raise
+                time.sleep(3)
     say(f"started {runs} runs and a backfill of {backfill} intervals")
 
 
@@ -375,13 +388,13 @@ def create_database(name: str) -> None:
         )
 
 
-def in_subprocess(scenario: str, db: str, runs: int, backfill: int) -> Outcome:
+def in_subprocess(scenario: str, db: str, runs: int, backfill: int, job_seconds: float) -> Outcome:
     """Run one scenario in a fresh interpreter; return its outcome."""
     home = Path(tempfile.mkdtemp(prefix=f"lyftlearn_r2_{scenario}_{db}_"))
     if db == "postgres":
         create_database(home.name)
     command = [sys.executable, __file__, "--one", scenario, "--db", db, "--runs", str(runs)]
-    command += ["--backfill", str(backfill), "--home", str(home)]
+    command += ["--backfill", str(backfill), "--home", str(home), "--job-seconds", str(job_seconds)]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
     lines = [line for line in result.stdout.splitlines() if line.startswith("[r2]")]
     for line in lines:
@@ -419,11 +432,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default=None)
     parser.add_argument("--runs", type=int, default=6, help="manual runs (default 6)")
     parser.add_argument("--backfill", type=int, default=5, help="backfilled intervals (default 5)")
+    parser.add_argument("--job-seconds", type=float, default=21.0, help="each job's length (default 21)")
     parser.add_argument("--one", choices=("kill", "two"), help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
-        outcome = run_scenario(args.one, args.db, args.runs, args.backfill, args.home)
+        outcome = run_scenario(args.one, args.db, args.runs, args.backfill, args.home, args.job_seconds)
         print(f"[r2] outcome {json.dumps(asdict(outcome), default=str)}", flush=True)
         return 0
     plan = []
@@ -431,7 +445,9 @@ def main(argv: list[str] | None = None) -> int:
         plan.append(("kill", args.db or "sqlite"))
     if args.scenario in ("two", "all"):
         plan.append(("two", "postgres"))
-    outcomes = [in_subprocess(scenario, db, args.runs, args.backfill) for scenario, db in plan]
+    outcomes = [
+        in_subprocess(scenario, db, args.runs, args.backfill, args.job_seconds) for scenario, db in plan
+    ]
     print_table(outcomes)
     return 0 if all(o.ok for o in outcomes) else 1
 
