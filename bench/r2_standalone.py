@@ -48,6 +48,8 @@ PREFIX = "ll"
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
 #: SageMaker phases of every job (seconds, 21 in all): long enough for the kill to land while jobs run.
 PHASES = {"Starting": 4.0, "Downloading": 3.0, "Training": 12.0, "Uploading": 2.0}
+#: A notice later than this came from reconciliation (every 60 s), not from the job's event.
+LATE_NOTICE_SECONDS = 15.0
 FIRED = re.compile(r'"event": ?"Trigger fired event", ?"name": ?"(?P<name>[^"]+) \(ID (?P<id>\d+)\)"')
 
 
@@ -70,6 +72,8 @@ class Outcome:
     notice_max: float | None = None
     wall_seconds: float = 0.0
     killed_with_deferred: int = 0
+    #: Job ends the task learned of only after ``LATE_NOTICE_SECONDS``: from reconciliation, not its event.
+    late_notices: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -355,7 +359,8 @@ def check(outcome: Outcome, aws: Any, k8s: Any, logs: Path) -> None:
             match = FIRED.search(line)
             if match:
                 outcome.fired_by_process[holder] = outcome.fired_by_process.get(holder, 0) + 1
-                fired[match["id"]] += 1
+                # Per deferral (task, try, trigger): SQLite hands a deleted trigger's id to the next one.
+                fired[f"{match['name']} ({match['id']})"] += 1
     outcome.triggers_fired = len(fired)
     outcome.triggers_doubled = sum(1 for n in fired.values() if n > 1)
     if outcome.triggers_doubled:
@@ -368,6 +373,7 @@ def check(outcome: Outcome, aws: Any, k8s: Any, logs: Path) -> None:
             base = training_job_name(dag_id=DAG_ID, task_id=TRAIN, run_id=run_id)
             if job["TrainingJobName"].startswith(base) and by_run.get(run_id, {}).get("end_date"):
                 notices.append(by_run[run_id]["end_date"].timestamp() - float(job["TrainingEndTime"]))
+    outcome.late_notices = sum(1 for notice in notices if notice > LATE_NOTICE_SECONDS)
     if notices:
         outcome.notice_p50 = round(statistics.median(notices), 1)
         outcome.notice_max = round(max(notices), 1)
@@ -421,6 +427,10 @@ def print_table(outcomes: list[Outcome]) -> None:
             f"{o.wall_seconds:>8}{o.killed_with_deferred or '-':>18}"
         )
         print(f"{'':<26}trigger events per triggerer process: {o.fired_by_process}")
+        print(
+            f"{'':<26}job ends noticed later than {LATE_NOTICE_SECONDS:g}s (by reconciliation, the event "
+            f"missed the holder): {o.late_notices} of {o.jobs}"
+        )
         for problem in o.problems:
             print(f"{'':<26}PROBLEM: {problem}")
 
