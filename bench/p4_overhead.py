@@ -128,6 +128,7 @@ def run_once(airflow: Any, dag_id: str, run_id: str, timeout: float = 300) -> di
                 "state": str(run.state),
                 "wall": (run.end_date - run.start_date).total_seconds(),
                 "tasks": {ti.task_id: str(ti.state) for ti in tis},
+                "retries": sum(max(0, ti.try_number - 1) for ti in tis),
             }
 
     return wait_for(f"{dag_id} {run_id}", ended, timeout, interval=0.5)
@@ -158,12 +159,12 @@ def measure(runs: int, interval: float, job_seconds: float, home: Path) -> dict[
                 "KUBECONFIG": str(kubeconfig),
                 "AIRFLOW_CONN_KUBERNETES_DEFAULT": airflow_connection("default"),
                 "P4_INTERVAL": str(interval),
-                "P4_UPSTREAM_CONFIG": json.dumps(upstream_config()),
             },
         )
         env.pop("KUBERNETES_SERVICE_HOST", None)
         os.environ.clear()
-        os.environ.update(env)
+        os.environ.update(env)  # before anything imports Airflow: this process reads the same database
+        env["P4_UPSTREAM_CONFIG"] = os.environ["P4_UPSTREAM_CONFIG"] = json.dumps(upstream_config())
         seed(aws, EmulatedCluster(k8s, kubeconfig), job_seconds)
         from lyftlearn_provider.naming import training_job_name
         from lyftlearn_provider.testing.standalone import Standalone
@@ -185,10 +186,18 @@ def measure(runs: int, interval: float, job_seconds: float, home: Path) -> dict[
                         else f"up-{run_id}"
                     )
                     work = job_seconds_of(aws, name) + sum(POD.values()) + READY_DELAY
-                    say(f"{loop:<8} {run_id}: wall {outcome['wall']:.1f}s, work {work:.1f}s")
+                    say(
+                        f"{loop:<8} {run_id}: wall {outcome['wall']:.1f}s, work {work:.1f}s, "
+                        f"retries {outcome['retries']}"
+                    )
                     if index >= 0:
                         results[loop].append(
-                            {"wall": outcome["wall"], "work": work, "overhead": outcome["wall"] - work}
+                            {
+                                "wall": outcome["wall"],
+                                "work": work,
+                                "overhead": outcome["wall"] - work,
+                                "retries": outcome["retries"],
+                            }
                         )
     return results
 
@@ -218,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{label:<22}{ours:>10.1f}{upstream:>10.1f}{ours / upstream:>14.2f}x")
     for loop in LOOPS:
         spread = sorted(round(row["overhead"], 1) for row in results[loop])
-        print(f"overhead per run, {loop:<9}{spread}")
+        retries = sum(int(row["retries"]) for row in results[loop])
+        print(f"overhead per run, {loop:<9}{spread}  (tries retried: {retries})")
     print(
         "upstream's deploy creates a Deployment and returns without waiting for its rollout (ours waits and "
         "can roll back);\nits overhead therefore leaves out the rollout wait ours pays. "
