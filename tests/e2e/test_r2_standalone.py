@@ -21,7 +21,7 @@ def test_a_sigkilled_triggerer_loses_no_run_and_duplicates_no_job():
         "--db",
         "sqlite",
     ]
-    command += ["--runs", "1", "--backfill", "1", "--job-seconds", "10"]
+    command += ["--runs", "1", "--backfill", "1", "--job-seconds", "6"]
     result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=400)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     row = next(line for line in result.stdout.splitlines() if line.startswith("SIGKILL triggerer (sqlite)"))
