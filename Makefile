@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 # Airflow is pinned here (not in pyproject) so users keep relaxed bounds and we keep reproducible runs.
 AIRFLOW_PIN ?= apache-airflow==3.3.2
 
-.PHONY: install test lint typecheck pytest demo bench clean
+.PHONY: install test lint typecheck pytest demo demo-ui demo-stop bench bench-loop clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -29,9 +29,22 @@ test: lint typecheck pytest
 demo: install
 	$(PY) -m lyftlearn_provider.testing.demo
 
+# The same run, then everything stays up on fixed ports: open http://127.0.0.1:28080 (no login).
+demo-ui: install
+	$(PY) -m lyftlearn_provider.testing.demo --ui
+
+demo-stop:
+	$(PY) -m lyftlearn_provider.testing.demo --stop
+
 bench: install
 	$(PY) bench/parse_time.py
 	$(PY) bench/overhead.py
+
+# The whole loop on airflow standalone: P4 (overhead vs upstream operators) and R2 (a killed
+# triggerer; two triggerers on the PostgreSQL of 127.0.0.1:5432, which needs psycopg[binary]).
+bench-loop: install
+	$(PY) bench/p4_overhead.py
+	$(PY) bench/r2_standalone.py
 
 clean:
 	rm -rf $(VENV) .airflow-* build *.egg-info

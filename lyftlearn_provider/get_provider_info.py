@@ -57,8 +57,10 @@ def get_provider_info() -> dict[str, Any]:
         "extra-links": [
             "lyftlearn_provider.links.sagemaker.TrainingJobLink",
             "lyftlearn_provider.links.sagemaker.TrainingJobLogsLink",
+            "lyftlearn_provider.links.sagemaker.TrainingImageLink",
             "lyftlearn_provider.links.sagemaker.ProcessingJobLink",
             "lyftlearn_provider.links.sagemaker.ProcessingJobLogsLink",
+            "lyftlearn_provider.links.sagemaker.ProcessingImageLink",
             "lyftlearn_provider.links.kubernetes.DeploymentLink",
         ],
         "config": {

@@ -377,6 +377,68 @@ class RuntimeSpec:
         rendered = {name: render(thaw(getattr(self, name))) for name in self.template_fields}
         return dataclasses.replace(self, **rendered)
 
+    def for_backend(self, backend: str | None) -> RuntimeSpec:
+        """Return this spec, shown (in Rendered Templates) with the fields that ``backend`` uses.
+
+        Equal to this spec: the backend changes what :meth:`serialize` shows, nothing the spec means.
+        """
+        shown = dataclasses.replace(self)
+        object.__setattr__(shown, "_shown_for", backend)
+        return shown
+
+    def serialize(self) -> dict[str, Any]:
+        """Return the spec as readable, JSON-safe data: what Airflow's Rendered Templates tab shows.
+
+        Airflow calls this for a template field's value. Secrets are shown as the references they are.
+        """
+        return self.view(self.__dict__.get("_shown_for"))
+
+    def view(self, backend: str | None = None) -> dict[str, Any]:
+        """Return the fields a run on ``backend`` (``sagemaker``, ``kubernetes``; None: any) uses, as data.
+
+        Fields left at a default that ``backend`` ignores are left out; the pod's size is shown as
+        derived from the instance type when the backend runs pods.
+        """
+        view: dict[str, Any] = {
+            "image": self.image,
+            "role_arn": self.role_arn,
+            "command": list(self.command),
+            "args": list(self.args),
+            "environment": thaw(self.environment),
+            "hyperparameters": thaw(self.hyperparameters),
+            "config": thaw(self.config),
+            "secrets": thaw(self.secrets),
+            "inputs": thaw(self.inputs),
+            "output_s3_uri": self.output_s3_uri,
+        }
+        resources = self.resources
+        if backend != "kubernetes":
+            view["resources"] = {
+                "instance_type": resources.instance_type,
+                "instance_count": resources.instance_count,
+                "volume_size_gb": resources.volume_size_gb,
+            }
+        if backend != "sagemaker":
+            pod: dict[str, Any] = {"instance_type": resources.instance_type}
+            if backend == "kubernetes":
+                from lyftlearn_provider.rendering.kubernetes import pod_resources
+
+                try:
+                    pod.update(pod_resources(resources)["limits"])
+                except InvalidSpecError as error:
+                    pod["error"] = str(error)
+            else:
+                pod.update({"cpu": resources.cpu, "memory": resources.memory, "gpu": resources.gpu})
+            view["pod_resources"] = {key: value for key, value in pod.items() if value is not None}
+            view["pod_security"] = self.pod_security
+            if self.run_as_user is not None:
+                view["run_as_user"] = self.run_as_user
+        if self.metrics_host is not None:
+            view["metrics"] = f"{self.metrics_host}:{self.metrics_port}"
+        if self.spill_s3_uri is not None:
+            view["spill_s3_uri"] = self.spill_s3_uri
+        return view
+
 
 def require_rendered(spec: RuntimeSpec) -> None:
     """Raise ``InvalidSpecError`` when a field that skipped its format check still holds a template.

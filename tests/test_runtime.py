@@ -846,3 +846,25 @@ def test_secret_references_are_accepted(reference: str) -> None:
     spec = make_spec(secrets={"DB_PASSWORD": reference})
 
     assert json.loads(render(spec).request["Environment"]["LYFTLEARN_SECRETS"]) == {"DB_PASSWORD": reference}
+
+
+def test_the_spec_is_shown_as_json_with_the_fields_its_backend_uses():
+    spec = RuntimeSpec(
+        image="123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud-model:1",
+        role_arn="arn:aws:iam::123456789012:role/lyftlearn-training",
+        output_s3_uri="s3://lyftlearn-models/fraud",
+        hyperparameters={"depth": 6},
+        secrets={"DB_PASSWORD": "prod/fraud/db"},
+    )
+    sagemaker = spec.for_backend("sagemaker")
+    assert sagemaker == spec  # only what is shown differs
+    shown = json.loads(json.dumps(sagemaker.serialize()))
+    assert shown["resources"]["instance_type"] == "ml.m5.xlarge"
+    assert shown["secrets"] == {"DB_PASSWORD": "prod/fraud/db"}  # a reference, never a value
+    assert "pod_security" not in shown and "pod_resources" not in shown
+    pods = spec.for_backend("kubernetes").serialize()
+    assert "resources" not in pods
+    assert pods["pod_security"] == "restricted"
+    assert pods["pod_resources"]["instance_type"] == "ml.m5.xlarge"
+    assert pods["pod_resources"]["cpu"].endswith("m")  # derived from the instance type
+    assert {"resources", "pod_resources", "pod_security"} <= set(spec.serialize())

@@ -188,16 +188,18 @@ class SageMakerJobBackend(JobBackend):
 
     def persist_links(self, run: JobRun, job: Job) -> None:
         """Record the job for the task's links to the SageMaker console and the job's logs."""
-        from lyftlearn_provider.links.sagemaker import links_of
+        from lyftlearn_provider.links.sagemaker import persist_job_links
 
-        for link in links_of(self.kind):
-            link.persist(
-                context=run.context,
-                operator=self.operator,
-                region_name=self.hook.conn_region_name,
-                aws_partition=self.hook.conn_partition,
-                job_name=job.name,
-            )
+        console = persist_job_links(
+            self.kind,
+            run.context,
+            self.operator,
+            region_name=self.hook.conn_region_name,
+            aws_partition=self.hook.conn_partition,
+            job_name=job.name,
+            image=job.image,
+        )
+        run.log.info("%s %s in the SageMaker console: %s", self.kind.noun.capitalize(), job.name, console)
 
     # ------------------------------------------------------------------ wait and resume
     def follow(self, run: JobRun, job: Job, record: JobRecord) -> Job | Deferral:

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from lyftlearn_provider.exceptions import InvalidSpecError
-from lyftlearn_provider.links.sagemaker import ProcessingJobLink, ProcessingJobLogsLink
+from lyftlearn_provider.links.sagemaker import ProcessingImageLink, ProcessingJobLink, ProcessingJobLogsLink
 from lyftlearn_provider.naming import DEFAULT_PREFIX
 from lyftlearn_provider.operators.platform import PlatformJobOperator
 from lyftlearn_provider.rendering.sagemaker import check_outputs, render_processing_job
@@ -80,8 +80,8 @@ class RunBatchJobOperator(PlatformJobOperator):
         "training_result",
         "model_uri",
     )
-    template_fields_renderers = {"tags": "json", "outputs": "json", "training_result": "json"}
-    operator_extra_links = (ProcessingJobLink(), ProcessingJobLogsLink())
+    template_fields_renderers = {"tags": "json", "spec": "json", "outputs": "json", "training_result": "json"}
+    operator_extra_links = (ProcessingJobLink(), ProcessingJobLogsLink(), ProcessingImageLink())
     ui_color = "#d9e8ff"
     job_noun = "batch job"
     pod_runtime = "batch"

@@ -117,8 +117,9 @@ class DeployModelOperator(TakesModel, SpecOperator):
         "deployment",
         "container",
     )
-    template_fields_renderers = {"training_result": "json"}
+    template_fields_renderers = {"training_result": "json", "spec": "json"}
     operator_extra_links = (DeploymentLink(),)
+    spec_backend = "kubernetes"  # serving runs in pods: Rendered Templates shows the pod's fields
     ui_color = "#cce0ff"
 
     def __init__(

@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 #: XCom key of the task's :class:`JobRecord`: the job it follows, its attempt, whether it adopted it and
 #: its deadline. Read back when the task resumes: the triggerer keeps ``next_kwargs`` but
 #: ``dag.test()`` replaces them with the event, and a deferral timeout brings none.
-RECORD_XCOM_KEY = "training_job"
+RECORD_XCOM_KEY = "lyftlearn_job"
+#: Where earlier versions kept the record: read too, so a task deferred before an upgrade resumes.
+LEGACY_RECORD_XCOM_KEYS = ("training_job",)
 #: SageMaker's default MaxRuntimeInSeconds, used when neither the operator nor the task sets a limit.
 DEFAULT_MAX_RUNTIME_SECONDS = 24 * 3600
 #: Airflow's ``next_method`` when the triggerer fails a deferred task (``TRIGGER_FAIL_REPR`` upstream)...
@@ -132,6 +134,11 @@ class SpecOperator(BaseOperator):
     No retry would render it, so the task fails at once, naming the field.
     """
 
+    #: Rendered Templates shows the spec as JSON (``RuntimeSpec.serialize``), with the backend's fields.
+    template_fields_renderers: ClassVar[dict[str, str]] = {"spec": "json"}
+    #: The backend whose fields Rendered Templates shows for the spec (None: every field that is set).
+    spec_backend: str | None = None
+
     def render_template(
         self, content: Any, context: Context, jinja_env: Any = None, seen_oids: set[int] | None = None
     ) -> Any:
@@ -149,7 +156,7 @@ class SpecOperator(BaseOperator):
             except jinja2.TemplateError as error:
                 raise template_error(f"spec.{name}", error) from error
 
-        return content.render_with(render)
+        return content.render_with(render).for_backend(self.spec_backend)
 
     def render_template_fields(self, context: Context, jinja_env: Any = None) -> None:
         """Render every templated field; a template that cannot be rendered is a configuration error.
@@ -200,6 +207,7 @@ class JobOperator(SpecOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.spec_backend = backend
         self.deferrable = deferrable
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
@@ -445,9 +453,11 @@ class JobOperator(SpecOperator):
 
     def _record(self, context: Context) -> JobRecord | None:
         ti = context["ti"]
-        return JobRecord.from_xcom(
-            ti.xcom_pull(task_ids=ti.task_id, key=RECORD_XCOM_KEY, map_indexes=ti.map_index)
-        )
+        for key in (RECORD_XCOM_KEY, *LEGACY_RECORD_XCOM_KEYS):
+            record = JobRecord.from_xcom(ti.xcom_pull(task_ids=ti.task_id, key=key, map_indexes=ti.map_index))
+            if record is not None:
+                return record
+        return None
 
     def _wait_for(self, run: JobRun, step: Job | Deferral, record: JobRecord) -> dict[str, Any]:
         if run.killed:

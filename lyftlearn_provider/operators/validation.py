@@ -139,7 +139,7 @@ class ValidateModelOperator(TakesModel, JobOperator):
     """
 
     template_fields: Sequence[str] = ("spec", "training_result", "image", "model_uri")
-    template_fields_renderers = {"training_result": "json"}
+    template_fields_renderers = {"training_result": "json", "spec": "json"}
     ui_color = "#d9f2d9"
     job_noun = "validation pod"
 

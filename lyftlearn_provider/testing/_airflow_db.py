@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
@@ -48,6 +49,31 @@ def task_states(dag_id: str, run_id: str) -> dict[str, str]:
             )
         ).all()
     return {task_id: str(state) for task_id, state in rows}
+
+
+def task_instances(dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """Return every task instance of one run (mapped ones each), in the order they started."""
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.scalars(
+            select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+        ).all()
+        rows = [
+            {
+                "task_id": ti.task_id,
+                "map_index": ti.map_index,
+                "label": ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]",
+                "state": str(ti.state) if ti.state else "none",
+                "try_number": ti.try_number,
+                "start_date": ti.start_date,
+                "duration": ti.duration,
+            }
+            for ti in tis
+        ]
+    far = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+    return sorted(rows, key=lambda row: (row["start_date"] or far, row["label"]))
 
 
 def try_number(dag_id: str, run_id: str, task_id: str) -> int:

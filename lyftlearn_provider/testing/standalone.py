@@ -55,6 +55,80 @@ def airflow_env(home: Path, dags_folder: Path, extra: Mapping[str, str] | None =
     return env
 
 
+#: The settings of :func:`airflow_env` that make the components quick to notice things (seconds).
+FAST_LOOPS = {
+    "dag_processor": {"refresh_interval": "5", "min_file_process_interval": "5"},
+    "scheduler": {"scheduler_heartbeat_sec": "1"},
+    "triggerer": {"job_heartbeat_sec": "1"},
+    "lyftlearn": {"poll_interval": "2"},
+}
+
+
+def write_config(
+    home: Path,
+    dags_folder: Path,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    extra: Mapping[str, Mapping[str, str]] | None = None,
+) -> Path:
+    """Write ``home/airflow.cfg``: these DAGs, the API server on ``port``, no login, fast loops.
+
+    Every ``airflow`` command run with ``AIRFLOW_HOME=home`` finds the same settings later, with no
+    environment variables to repeat. The secrets (JWT, Fernet, API) are fresh for each home.
+    """
+    import configparser
+    import secrets
+
+    from cryptography.fernet import Fernet
+
+    sections: dict[str, dict[str, str]] = {
+        "core": {
+            "dags_folder": str(dags_folder),
+            "load_examples": "False",
+            "auth_manager": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
+            # Every visitor is an admin: no login page (a local demo; never for a shared installation).
+            "simple_auth_manager_all_admins": "True",
+            "execution_api_server_url": f"http://{host}:{port}/execution/",
+            "fernet_key": Fernet.generate_key().decode(),
+        },
+        "database": {"sql_alchemy_conn": f"sqlite:///{home / 'airflow.db'}"},
+        "api": {"host": host, "port": str(port), "base_url": f"http://{host}:{port}"},
+        "api_auth": {"jwt_secret": secrets.token_urlsafe(48)},
+        "logging": {"base_log_folder": str(home / "logs")},
+    }
+    for settings in (FAST_LOOPS, extra or {}):
+        for section, values in settings.items():
+            sections.setdefault(section, {}).update(values)
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read_dict(sections)
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "airflow.cfg"
+    with path.open("w") as file:
+        parser.write(file)
+    return path
+
+
+def store_connections(connections: Mapping[str, Mapping[str, Any]]) -> None:
+    """Create (or replace) Airflow connections in the metadata database of this process's ``AIRFLOW_HOME``.
+
+    :param connections: connection id to ``conn_type``, ``login``, ``password``, ``extra`` (a dict) ...
+    """
+    import json
+
+    from airflow.models import Connection
+    from airflow.utils.session import create_session
+    from sqlalchemy import delete
+
+    with create_session() as session:
+        for conn_id, fields in connections.items():
+            session.execute(delete(Connection).where(Connection.conn_id == conn_id))
+            values = dict(fields)
+            if isinstance(values.get("extra"), Mapping):
+                values["extra"] = json.dumps(values["extra"])
+            session.add(Connection(conn_id=conn_id, **values))
+
+
 def wait_for(what: str, check: Callable[[], T | None], timeout: float, interval: float = 1.0) -> T:
     """Poll ``check`` until it returns something truthy; raise ``TimeoutError`` naming ``what``."""
     deadline = time.monotonic() + timeout
@@ -95,9 +169,10 @@ class Standalone:
     :param log: where the components' output goes.
     """
 
-    def __init__(self, env: Mapping[str, str], log: Path) -> None:
+    def __init__(self, env: Mapping[str, str], log: Path, *, migrate: bool = True) -> None:
         self.env = dict(env)
         self.log_path = log
+        self.migrate = migrate
         self._process: subprocess.Popen[bytes] | None = None
         self._log: Any = None
 
@@ -108,7 +183,8 @@ class Standalone:
         )
 
     def __enter__(self) -> Standalone:
-        self.airflow("db", "migrate")
+        if self.migrate:
+            self.airflow("db", "migrate")
         self._log = self.log_path.open("wb")
         self._process = subprocess.Popen(
             [sys.executable, "-m", "airflow", "standalone"],

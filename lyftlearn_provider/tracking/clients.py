@@ -26,7 +26,7 @@ from lyftlearn_provider.tracking.budget import LoopLocal
 if TYPE_CHECKING:
     from botocore.client import BaseClient
 
-    from lyftlearn_provider.hooks.sagemaker import SageMakerTrainingHook
+    from lyftlearn_provider.hooks.sagemaker import SageMakerJobHook
 
 #: Seconds after which a shared client is replaced for new users.
 DEFAULT_MAX_AGE_SECONDS = 3600.0
@@ -61,7 +61,7 @@ class SharedClients:
         self.opened = 0
 
     @contextlib.asynccontextmanager
-    async def client(self, make_hook: Callable[[], SageMakerTrainingHook]) -> AsyncIterator[BaseClient]:
+    async def client(self, make_hook: Callable[[], SageMakerJobHook]) -> AsyncIterator[BaseClient]:
         """
         Lend the shared client for the duration of the ``async with`` block.
 
@@ -92,7 +92,7 @@ def _failed(entry: _Client) -> bool:
     return entry.opened.done() and (entry.opened.cancelled() or entry.opened.exception() is not None)
 
 
-async def _open(make_hook: Callable[[], SageMakerTrainingHook]) -> tuple[Any, BaseClient]:
+async def _open(make_hook: Callable[[], SageMakerJobHook]) -> tuple[Any, BaseClient]:
     context = await make_hook().get_async_conn()
     client = await context.__aenter__()
     return context, client

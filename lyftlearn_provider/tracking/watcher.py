@@ -65,7 +65,18 @@ class Subscription:
         self.outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         #: Whether a listing or a Describe has seen the job since it subscribed.
         self.confirmed = False
+        #: Called with the job's secondary status (``Starting``, ``Downloading`` ...) each time it changes.
+        self.on_progress: Callable[[str], None] | None = None
+        self._secondary_status: str | None = None
         self._watcher = watcher
+
+    def saw(self, secondary_status: str | None) -> None:
+        """Note that a listing showed the job, and tell the subscriber when its secondary status moved on."""
+        self.confirmed = True
+        if secondary_status and secondary_status != self._secondary_status:
+            self._secondary_status = secondary_status
+            if self.on_progress is not None:
+                self.on_progress(secondary_status)
 
     def resolve(self, outcome: Outcome) -> None:
         """Give the subscriber its answer and stop watching the job for it."""
@@ -80,7 +91,7 @@ class Subscription:
 
 class SharedJobWatcher:
     """
-    Follow every subscribed job of one kind (training, processing), AWS connection and region, with batched listings.
+    Follow every subscribed job of one kind (training, processing), connection and region by listings.
 
     One background task, started by the first subscriber and stopped when the last one leaves, runs a
     *pass* right away and then every ``interval`` seconds, start to start (the smallest interval any
@@ -355,7 +366,7 @@ class SharedJobWatcher:
                     continue
                 self._created[name] = _epoch(summary.get("CreationTime"))
                 for subscription in self._subscriptions[name]:
-                    subscription.confirmed = True
+                    subscription.saw(summary.get("SecondaryStatus"))
                 if is_terminal(status):
                     if status == FAILED:
                         failed.append(name)

@@ -145,6 +145,9 @@ class TrainingJobTrigger(BaseTrigger):
         self.source = tracking.value
         self.queue_url = queue_url
         self.job_name_prefix = job_name_prefix
+        #: How many of the job's secondary status transitions the task log has shown.
+        self._transitions_logged = 0
+        self._last_status: str | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Return the classpath and the keyword arguments that recreate this trigger."""
@@ -208,6 +211,7 @@ class TrainingJobTrigger(BaseTrigger):
                 verify=self.verify,
                 botocore_config=self.botocore_config,
             )
+            subscription.on_progress = self._log_status
             if self.source == TrackingSource.EVENTS:
                 consumer = sqs_consumer(
                     str(self.queue_url),
@@ -316,10 +320,31 @@ class TrainingJobTrigger(BaseTrigger):
                 self._note_transient(failures, error)
             else:
                 failures = 0
+                self._log_transitions(description)
                 status = description[self.kind.status_field]
                 if is_terminal(status):
                     return JobEvent.terminal(self.job_name, status, description.get("FailureReason"))
             await self._pause(failures)
+
+    def _log_status(self, status: str, message: str | None = None) -> None:
+        """Show the job's progress in the task's log as it happens: one line per secondary status."""
+        if status == self._last_status and not message:
+            return
+        self._last_status = status
+        self.log.info(
+            "%s %s: %s%s",
+            self.kind.noun.capitalize(),
+            self.job_name,
+            status,
+            f" ({message})" if message else "",
+        )
+
+    def _log_transitions(self, description: dict[str, Any]) -> None:
+        """Log the secondary status transitions a Describe shows that the log has not shown yet."""
+        transitions = description.get("SecondaryStatusTransitions") or []
+        for transition in transitions[self._transitions_logged :]:
+            self._log_status(str(transition.get("Status")), transition.get("StatusMessage"))
+        self._transitions_logged = max(self._transitions_logged, len(transitions))
 
     async def _pause(self, failures: int) -> None:
         pause = backoff(self.poll_interval, failures)

@@ -71,6 +71,35 @@ def test_first_try_creates_the_job_and_defers_on_it(aws):
     assert context["ti"].xcom["lyftlearn_training_job"]["job_name"] == BASE
 
 
+def test_a_deferred_task_keeps_two_xcom_keys_and_three_links(aws):
+    context = make_context()
+    operator = make_operator(deferrable=True)
+    defer(operator, context)
+    assert sorted(context["ti"].xcom) == ["lyftlearn_job", "lyftlearn_training_job"]
+    facts = context["ti"].xcom["lyftlearn_training_job"]
+    job, logs, image = (link.format_link(**facts) for link in operator.operator_extra_links)
+    assert job.endswith(f"#/jobs/{BASE}")
+    assert f"logStreamNameFilter$3D{BASE}" in logs
+    pinned = aws.control.job(BASE)["AlgorithmSpecification"]["TrainingImage"]
+    digest = pinned.rpartition("@")[2]
+    assert image == (
+        "https://console.aws.amazon.com/ecr/repositories/private/123456789012/fraud-model/_/image/"
+        f"{digest}/details?region=us-east-1"
+    )
+
+
+def test_a_task_deferred_before_the_record_key_was_renamed_resumes_on_its_record(aws):
+    context = make_context()
+    defer(make_operator(deferrable=True), context)
+    record = context["ti"].xcom.pop(TRACKING_XCOM_KEY)
+    context["ti"].xcom["training_job"] = {**record, "adopted": True}  # as earlier versions stored it
+    finish(aws, BASE)
+    event = {"status": "terminal", "job_name": BASE, "job_status": "Completed"}
+    result = make_operator(deferrable=True).execute_complete(context, event)
+    assert result["job_name"] == BASE
+    assert result["adopted"] is True  # read from the old key, not rebuilt from the event
+
+
 def test_job_carries_identity_tags_and_stopping_condition_from_the_timeout(aws):
     operator = make_operator(
         deferrable=True, execution_timeout=dt.timedelta(minutes=14), tags={"team": "fraud"}

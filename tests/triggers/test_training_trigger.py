@@ -684,3 +684,22 @@ async def test_cancelling_a_waiting_shared_trigger_leaves_no_subscription_and_no
     assert events == []
     assert watcher.job_names == frozenset()
     assert not watcher.running
+
+
+# ------------------------------------------------------------------ progress in the task log
+@pytest.mark.parametrize("source", ["poll", "shared"])
+async def test_the_task_log_shows_each_secondary_status_as_it_happens(aws, capsys, source):
+    create_job()
+    action = "DescribeTrainingJob" if source == "poll" else "ListTrainingJobs"
+    run = asyncio.ensure_future(collect(revive(make_trigger(source=source))))
+    for secondary in ("Downloading", "Training"):
+        seen = len(await control(aws.control.calls, action=action))
+        await wait_for_calls(aws, action, seen + 2)
+        await control(aws.control.advance, JOB, secondary)
+    seen = len(await control(aws.control.calls, action=action))
+    await wait_for_calls(aws, action, seen + 2)
+    lines = re.findall(r"Training job fraud-train-1: (\w+)", capsys.readouterr().out)
+    await control(aws.control.complete, JOB)
+    assert (await run)[0]["job_status"] == "Completed"
+    # Once each, in order, while the job ran (not all at the end); the poll also shows SageMaker's message.
+    assert lines == ["Starting", "Downloading", "Training"]
