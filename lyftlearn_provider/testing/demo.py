@@ -94,19 +94,21 @@ def emulators(aws_port: int, k8s_port: int) -> Iterator[Emulators]:
 def seed_emulators(emulators: Emulators) -> None:
     """Put into the emulators what the example DAGs expect to find in a company's AWS account and cluster.
 
-    The one place that says what the examples need: the image in ECR (with a SOCI index), SageMaker's
-    simulated job timings and metrics.
+    What the examples need lives in :func:`lyftlearn_provider.testing.examples.prepare` (images in ECR
+    with SOCI indexes, buckets, the serving namespace and Deployments); here only SageMaker's simulated
+    job timings and metrics are added.
     """
-    import boto3
-
-    from lyftlearn_provider.testing.aws.images import push_image
+    from lyftlearn_provider.testing.examples import prepare
 
     emulators.aws.control.autopilot(
         phases={"Starting": 3.0, "Downloading": 4.0, "Training": 6.0, "Uploading": 2.0},
         metrics={"validation:auc": 0.913, "train:loss": 0.187},
     )
-    digest = push_image(boto3.client("ecr"), "fraud-model", "2026.11.28", soci="v2")
-    say(f"pushed fraud-model:2026.11.28 ({digest}) with a SOCI v2 index to the emulator's ECR")
+    prepared = prepare(aws_env=emulators.aws.env(), kubeconfig=emulators.kubeconfig)
+    for image, digest in sorted(prepared["images"].items()):
+        say(f"pushed {image} ({digest}) with a SOCI v2 index to the emulator's ECR")
+    for deployment in prepared["deployments"]:
+        say(f"serving Deployment {deployment} in the Kubernetes emulator")
 
 
 def configure_airflow(emulators: Emulators, api_port: int) -> dict[str, str]:
