@@ -1,4 +1,6 @@
-"""Train a fraud model, then score yesterday's transactions with it as a batch job, on SageMaker.
+"""### Train, then score in batch
+
+Train a fraud model, then score yesterday's transactions with it as a batch job, on SageMaker.
 
 The scoring task (``RunBatchJobOperator``) takes the training task's result: it runs the *pinned image
 that trained* (the code that reads the model is the code that wrote it, even if the tag moved since)

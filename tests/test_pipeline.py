@@ -47,7 +47,7 @@ def test_the_pipeline_chains_its_steps_with_deferrable_defaults():
         "fraud.deploy",
     ]
     assert all(dag.get_task(f"fraud.{step}").deferrable for step in ("train", "validate", "deploy"))
-    assert dag.get_task("fraud.train").tracking.value == "poll"  # no queue: the operator's default
+    assert dag.get_task("fraud.train").tracking.value == "shared"  # no queue: the operator's default
     assert (
         dag.get_task("fraud.deploy").spec == dag.get_task("fraud.train").spec
     )  # serving = training contract
