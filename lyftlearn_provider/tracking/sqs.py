@@ -5,17 +5,18 @@ This is the ``events`` source: it fans terminal states out to the triggers waiti
 The queue is the one ``EventRouteHook.ensure_route`` sets up: EventBridge puts every "SageMaker
 Training Job State Change" of jobs named ``<prefix>-…`` on it, at least once, in no particular
 order. One background task per (connection, region, queue URL) and event loop long-polls it
-(``WaitTimeSeconds`` 20, ten messages a call). A backlog — ``BACKLOG_BATCHES`` (3) full batches in a
-row, e.g. after an outage — starts extra receive loops on its client, up to ``receivers`` (4) in all,
-each of which ends at its first batch that is not full, so a drained queue has one long poll again
-(started earlier, they would only split a steady flow into smaller batches). A long poll returns
-as soon as one message is there, so while events trickle in (a batch neither empty nor full) the
-consumer waits before its next receive: as long as the observed arrival rate (over the last 5 s)
-needs to fill a batch, at most ``batch_window`` seconds (1.7). The trickle collects into fuller
-batches — fewer receives — for at most that much more notice latency. A full batch is followed by
-the next receive at once when messages come faster than a batch a window (a backlog); in a trickle,
-once the batch's newest message is ``batch_window`` old, so that the message or two left on the
-queue do not cost a receive of their own.
+(``WaitTimeSeconds`` 20, ten messages a call). A long poll returns as soon as one message is there,
+so while events trickle in (a batch neither empty nor full) the consumer waits before its next
+receive: as long as the observed arrival rate (over the last 5 s) needs to fill a batch, at most
+``batch_window`` seconds (1.7). The trickle collects into fuller batches — fewer receives — for at
+most that much more notice latency. A full batch is followed by the next receive once the batch's
+newest message is ``batch_window`` old: what is left on the queue arrived after it, so every
+message still waits at most the window, and the next batch fills meanwhile instead of bringing the
+one or two messages that came during the round trip. A backlog — ``BACKLOG_BATCHES`` (3) full
+batches in a row whose newest message was already a window old, e.g. after an outage — is received
+at once and starts extra receive loops on its client, up to ``receivers`` (4) in all, each of which
+ends at its first batch that is not full, so a drained queue has one long poll again (started on a
+fresh flow, they would only split it into smaller batches).
 
 **Deletes are coalesced across receives.** A message's news is delivered as soon as it is received;
 its delete waits in a buffer that goes out as ``DeleteMessageBatch`` calls of ten as soon as ten are
@@ -265,7 +266,8 @@ class SqsEventConsumer:
     :param receivers: receive loops at most; extra loops run while a backlog lasts.
     :param batch_window: longest wait after a batch neither empty nor full, so that events arriving
         one by one are received ten at a time (shorter when they arrive fast enough to fill a batch
-        sooner); 0 receives again at once.
+        sooner), and the age a full batch's newest message reaches before the next receive; 0
+        receives again at once.
     :param delete_delay: longest a handled message waits for its delete, so that deletes go out ten
         at a time across receives; capped at a quarter of the queue's visibility timeout.
     :param retry_after: seconds a queue that cannot be used is left alone before a subscriber tries it again.
@@ -420,9 +422,10 @@ class SqsEventConsumer:
                                     # More is probably waiting: receive again at once (a backlog), or
                                     # once the newest of it is as old as a trickle's wait (below).
                                     full_in_a_row += 1
-                                    if full_in_a_row >= BACKLOG_BATCHES:
-                                        self._add_helper(client)
                                     pause = self._surplus_wait()
+                                    if full_in_a_row >= BACKLOG_BATCHES and not pause:
+                                        # Behind: full batches of messages already a window old.
+                                        self._add_helper(client)
                                     if pause and self._subscriptions:
                                         await asyncio.sleep(pause)
                                     continue
@@ -476,15 +479,17 @@ class SqsEventConsumer:
 
     def _surplus_wait(self) -> float:
         """
-        Return the wait after a full batch: none in a backlog, a little in a trickle.
+        Return the wait after a full batch: until the batch's newest message is ``batch_window`` old.
 
-        In a trickle (fewer messages a window than a batch holds) a full batch is luck, and what is left
-        on the queue arrived after the batch's newest message (SQS is roughly first in, first out):
-        receiving it at once would mostly cost a receive for a message or two. Waiting until the
-        newest of the batch is ``batch_window`` old keeps every message's wait within the window.
+        What is left on the queue arrived after the batch's newest message (SQS is roughly first in,
+        first out), so waiting that long keeps every message's wait within the window and lets the next
+        batch fill up, however fast messages come: at six a second a receive right after a full batch
+        mostly brought one or two, and at hundreds a second the queue fills a batch in that time
+        anyway. A backlog — the newest message already a window old, as after an outage — is received
+        at once (and, after ``BACKLOG_BATCHES`` full batches in a row, by extra loops). Without
+        ``SentTimestamp`` it is received at once too.
         """
-        rate = self.arrival_rate()
-        if self._newest_sent is None or not 0 < rate * self.batch_window < MAX_MESSAGES:
+        if self._newest_sent is None:
             return 0.0
         return max(0.0, self.batch_window - (self._clock() - self._newest_sent))
 

@@ -471,6 +471,44 @@ async def test_a_trickle_of_events_collects_into_batches_within_the_window(aws, 
         await consumer.aclose()
 
 
+async def test_a_flow_faster_than_a_batch_a_window_is_received_in_full_batches_not_a_quick_receive_after_each(
+    aws,
+):
+    # Twenty events a second with a 1 s window: batches come back full. Receiving at once after each
+    # full batch (as the consumer once did whenever the flow reached a batch a window) brought the few
+    # messages that arrived during the round trip: many more receives than batches of ten.
+    summary = route()
+    consumer = make_consumer(summary["queue_url"], batch_window=1.0, wait_time_seconds=5)
+    sqs = boto3.client("sqs")
+    names = [f"ll-flow-{index}" for index in range(80)]
+    try:
+        subscriptions = {name: consumer.subscribe(name) for name in names}
+        delays: list[float] = []
+        began = time.monotonic()
+        for index, name in enumerate(names):
+            sent = time.monotonic()
+            sqs.send_message(
+                QueueUrl=summary["queue_url"], MessageBody=event_body(name, "Completed", time.time())
+            )
+            subscriptions[name].outcome.add_done_callback(
+                lambda _, sent=sent: delays.append(time.monotonic() - sent)
+            )
+            # Paced on the clock (not per send), so that a slow send does not stretch the flow.
+            await asyncio.sleep(max(0.0, began + (index + 1) * 0.05 - time.monotonic()))
+        await asyncio.wait_for(asyncio.gather(*subscriptions.values()), DEADLINE)
+        stats = consumer.stats
+        flow_seconds = time.monotonic() - began
+        assert stats.delivered == len(names)
+        assert stats.extra_loops == 0, "a flow of fresh messages is no backlog"
+        # Batches of ten, or one a window if a busy machine sent slower than twenty a second (plus the
+        # first long poll's one message and the tail), not a full batch and a quick small one after it.
+        assert stats.batches <= max(len(names) / 10, flow_seconds / 1.0) + 3, (stats.as_dict(), flow_seconds)
+        assert max(delays) < 1.0 + 1.0, delays
+        print(f"\n{stats.batches} batches for {len(names)} events in {flow_seconds:.1f} s")
+    finally:
+        await consumer.aclose()
+
+
 # ---------------------------------------------------------------------------- a queue that cannot work
 SQS_LOGGER = "lyftlearn_provider.tracking.sqs"
 

@@ -347,7 +347,7 @@ def test_the_wait_after_a_partial_batch_follows_the_arrival_rate_not_one_quick_r
     assert consumer._collect_wait() == pytest.approx(0.5, rel=0.05)
 
 
-def test_after_a_full_batch_a_backlog_is_received_at_once_and_a_trickle_waits_for_its_newest(monkeypatch):
+def test_after_a_full_batch_the_next_receive_waits_for_the_batch_newest_to_be_a_window_old(monkeypatch):
     from lyftlearn_provider.tracking import sqs as sqs_module
 
     now = [100.0]
@@ -355,19 +355,26 @@ def test_after_a_full_batch_a_backlog_is_received_at_once_and_a_trickle_waits_fo
     consumer = SqsEventConsumer(
         "aws_default", None, "https://sqs.example/q", prefix="ll", batch_window=1.5, clock=lambda: 5000.0
     )
+    consumer._newest_sent = None  # no SentTimestamp: nothing to go by, receive at once
+    assert consumer._surplus_wait() == 0.0
     consumer._newest_sent = 4999.8  # the batch's newest message reached the queue 0.2 s ago
-    assert consumer._surplus_wait() == 0.0  # no rate known yet: receive at once
+    # What is left arrived after that newest message: it waits 1.3 s more, 1.5 s in all, and the next
+    # batch fills meanwhile. (Receiving at once after a full batch, as before, brought one or two
+    # messages at six a second: 0.156 receives per job end at 1,000 jobs of 1-4 minutes.)
+    assert consumer._surplus_wait() == pytest.approx(1.3)
     consumer._note_arrivals(0)
-    for at in (1.5, 3.0, 4.5):  # a trickle: 6 a second, a batch every 1.5 s at most
+    for at in (1.5, 3.0, 4.5):  # a trickle: 6 a second
         now[0] = 100.0 + at
         consumer._note_arrivals(9)
-    # What is left arrived after that newest message: it waits 1.3 s more, 1.5 s in all.
     assert consumer._surplus_wait() == pytest.approx(1.3)
-    consumer._newest_sent = 4990.0  # long waiting: at once
-    assert consumer._surplus_wait() == 0.0
-    # A backlog (more than a batch a window): at once, whatever the ages.
-    consumer._newest_sent = 4999.8
+    # A fast flow (100 a second) does not change it: the window bounds the wait, and the batch after
+    # it is full again.
     for step in range(1, 11):
         now[0] = 104.5 + step * 0.1
         consumer._note_arrivals(10)
+    assert consumer._surplus_wait() == pytest.approx(1.3)
+    # A backlog — the newest of the batch already a window old (after an outage): at once.
+    consumer._newest_sent = 4998.5
+    assert consumer._surplus_wait() == 0.0
+    consumer._newest_sent = 4990.0
     assert consumer._surplus_wait() == 0.0
