@@ -23,7 +23,7 @@ its delete waits in a buffer that goes out as ``DeleteMessageBatch`` calls of te
 due, and whatever is left within ``delete_delay`` seconds of its receive (5 s, and never more than a
 quarter of the queue's visibility timeout, so a message is deleted long before it could reappear).
 At a few job ends a second that is one delete call per ten ends instead of one per receive; at
-1,000 jobs of 1–4 minutes (real time), 0.26 SQS calls per job end (0.10 of them deletes) against a
+1,000 jobs of 1–4 minutes (real time), 0.22 SQS calls per job end (0.10 of them deletes) against a
 floor of 0.2. The buffer is
 flushed when the consumer stops. A delete that never happened (a crash) only means the message
 comes back after the visibility timeout, and is handled again like any redelivery.
