@@ -21,14 +21,8 @@ from lyftlearn_provider.backends import KUBERNETES_ARGUMENTS, SAGEMAKER_ARGUMENT
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.images import SociPolicy
 from lyftlearn_provider.naming import DEFAULT_PREFIX
+from lyftlearn_provider.operators import pods
 from lyftlearn_provider.operators.jobs import JobOperator, refuse_masked_secrets
-from lyftlearn_provider.operators.pods import (
-    DEFAULT_KUBERNETES_CONN_ID,
-    DEFAULT_NAMESPACE,
-    DEFAULT_SERVICE_ACCOUNT_NAME,
-    DEFAULT_STARTUP_TIMEOUT_SECONDS,
-    RunsPods,
-)
 from lyftlearn_provider.status import FailedJobPolicy, TrackingSource, TrainingBackend
 from lyftlearn_provider.tags import check_user_tags
 from lyftlearn_provider.validation import is_templated
@@ -71,7 +65,7 @@ def check_queue_url(value: Any, region: str | None) -> None:
         )
 
 
-class PlatformJobOperator(RunsPods, JobOperator):
+class PlatformJobOperator(pods.RunsPods, JobOperator):
     """
     A job task on SageMaker (or, with ``backend="kubernetes"``, as a pod): the platform's arguments.
 
@@ -176,10 +170,10 @@ class PlatformJobOperator(RunsPods, JobOperator):
         # names are checked with the pod's rendering, which a templated spec leaves to the run.
         startup = startup_timeout_seconds
         self.take_pod_arguments(
-            kubernetes_conn_id=kubernetes_conn_id or DEFAULT_KUBERNETES_CONN_ID,
-            namespace=namespace or DEFAULT_NAMESPACE,
-            service_account_name=service_account_name or DEFAULT_SERVICE_ACCOUNT_NAME,
-            startup_timeout_seconds=DEFAULT_STARTUP_TIMEOUT_SECONDS if startup is None else startup,
+            kubernetes_conn_id=kubernetes_conn_id or pods.DEFAULT_KUBERNETES_CONN_ID,
+            namespace=namespace or pods.DEFAULT_NAMESPACE,
+            service_account_name=service_account_name or pods.DEFAULT_SERVICE_ACCOUNT_NAME,
+            startup_timeout_seconds=pods.DEFAULT_STARTUP_TIMEOUT_SECONDS if startup is None else startup,
             input_loader_image=input_loader_image,
             check_names=False,
         )

@@ -11,14 +11,8 @@ from airflow.sdk.configuration import conf
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.images import SociPolicy
 from lyftlearn_provider.naming import DEFAULT_PREFIX
+from lyftlearn_provider.operators import pods
 from lyftlearn_provider.operators.jobs import JobOperator
-from lyftlearn_provider.operators.pods import (
-    DEFAULT_KUBERNETES_CONN_ID,
-    DEFAULT_NAMESPACE,
-    DEFAULT_SERVICE_ACCOUNT_NAME,
-    DEFAULT_STARTUP_TIMEOUT_SECONDS,
-    RunsPods,
-)
 from lyftlearn_provider.serving import Model, check_pinned
 from lyftlearn_provider.status import FailedJobPolicy
 from lyftlearn_provider.validation import check_s3_uri, is_templated
@@ -109,7 +103,7 @@ class TakesModel:
         )
 
 
-class ValidateModelOperator(TakesModel, RunsPods, JobOperator):
+class ValidateModelOperator(TakesModel, pods.RunsPods, JobOperator):
     """
     Validate a trained model in a pod running the pinned image that trained it; return the program's report.
 
@@ -160,10 +154,10 @@ class ValidateModelOperator(TakesModel, RunsPods, JobOperator):
         image: str | None = None,
         model_uri: str | None = None,
         model_asset: Asset | None = None,
-        kubernetes_conn_id: str = DEFAULT_KUBERNETES_CONN_ID,
-        namespace: str = DEFAULT_NAMESPACE,
-        service_account_name: str = DEFAULT_SERVICE_ACCOUNT_NAME,
-        startup_timeout_seconds: int = DEFAULT_STARTUP_TIMEOUT_SECONDS,
+        kubernetes_conn_id: str = pods.DEFAULT_KUBERNETES_CONN_ID,
+        namespace: str = pods.DEFAULT_NAMESPACE,
+        service_account_name: str = pods.DEFAULT_SERVICE_ACCOUNT_NAME,
+        startup_timeout_seconds: int = pods.DEFAULT_STARTUP_TIMEOUT_SECONDS,
         input_loader_image: str | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
