@@ -161,3 +161,31 @@ def test_bad_validation_input_fails_when_the_dag_is_parsed(arguments, field):
         ValidateModelOperator(task_id="validate", spec=make_spec(), **arguments)
     assert raised.value.field == field
     assert raised.value.fix
+
+
+POD_ARGUMENTS: list[tuple[dict[str, Any], str, str]] = [
+    ({"namespace": "ML_Training"}, "namespace", "e.g. 'ml-{team}'"),
+    ({"service_account_name": "Fraud Training"}, "service_account_name", "e.g. 'fraud-{team}'"),
+    ({"startup_timeout_seconds": 0}, "startup_timeout_seconds", "Use the seconds a pod may take to start"),
+]
+
+
+@pytest.mark.parametrize(("arguments", "field", "fix"), POD_ARGUMENTS)
+def test_every_operator_that_runs_a_pod_checks_its_pod_arguments_alike(arguments, field, fix):
+    # One check for the pod's arguments (RunsPods): training as a pod and validation say the same, each
+    # suggesting its own namespace and service account.
+    from lyftlearn_provider import ValidateModelOperator
+
+    def train() -> Any:
+        return operator({}, {**KUBERNETES, **arguments})
+
+    def validate() -> Any:
+        return ValidateModelOperator(
+            task_id="validate", spec=make_spec(), training_result={"image": "later"}, **arguments
+        )
+
+    for build, team in ((train, "training"), (validate, "serving")):
+        with pytest.raises(InvalidSpecError) as raised:
+            build()
+        assert raised.value.field == field
+        assert fix.format(team=team) in raised.value.fix

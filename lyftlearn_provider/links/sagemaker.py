@@ -1,93 +1,139 @@
 """Extra links from a job task (training, batch) to its SageMaker job, its logs and its image in the console.
 
-A task's links read one XCom entry per job kind (``lyftlearn_training_job`` or
-``lyftlearn_processing_job``), pushed once when the task creates or adopts its job: the task's XCom
-tab stays short, and each link is empty until its facts are known.
+Each job kind (:mod:`lyftlearn_provider.job_kinds`) gets three links, made from its description by
+:func:`links_of`: its console page, its CloudWatch log streams and its pinned image in ECR
+(``TrainingJobLink``, ``TrainingJobLogsLink``, ``TrainingImageLink``; ``ProcessingJobLink`` …). A kind
+added there gets its links, importable here by class path, without a class written for it. A task's
+links read one XCom entry per job kind (``lyftlearn_training_job`` or ``lyftlearn_processing_job``),
+pushed once when the task creates or adopts its job: the task's XCom tab stays short, and each link is
+empty until its facts are known.
+
+Airflow serializes a link as its name and ``xcom_key`` (``_link_<class name>``), so the classes' names
+and link names must not change: DAGs serialized before would show links that find nothing.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import functools
+import re
+import types
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from airflow.providers.amazon.aws.links.base_aws import BASE_AWS_CONSOLE_LINK, BaseAwsLink
+
+from lyftlearn_provider.job_kinds import JOB_KINDS, PROCESSING, TRAINING, JobKind
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
 
-    from lyftlearn_provider.job_kinds import JobKind
+
+def links_xcom_key(kind: JobKind) -> str:
+    """Return the one XCom key every link of a job of ``kind`` reads (``lyftlearn_training_job``)."""
+    return f"lyftlearn_{kind.name}_job"
+
 
 #: The one XCom key every training link reads.
-LINKS_XCOM_KEY = "lyftlearn_training_job"
+LINKS_XCOM_KEY = links_xcom_key(TRAINING)
 #: The one XCom key every batch (processing) link reads.
-PROCESSING_LINKS_XCOM_KEY = "lyftlearn_processing_job"
+PROCESSING_LINKS_XCOM_KEY = links_xcom_key(PROCESSING)
 
 
-def _logs(group: str) -> str:
-    """Return the console URL template of a SageMaker log group's streams for one job."""
-    # The console's fragment needs the log group and filter escaped twice ($25 is an escaped %).
-    return (
-        BASE_AWS_CONSOLE_LINK + "/cloudwatch/home?region={region_name}#logsV2:log-groups/log-group/"
-        f"$252Faws$252Fsagemaker$252F{group}$3FlogStreamNameFilter$3D{{job_name}}$252F"
+class JobLink(BaseAwsLink):
+    """Link to a job's page in the SageMaker console; :func:`links_of` makes one per job kind."""
+
+    kind: ClassVar[JobKind]
+
+
+class JobLogsLink(BaseAwsLink):
+    """Link to a job's CloudWatch log streams; :func:`links_of` makes one per job kind."""
+
+    kind: ClassVar[JobKind]
+
+
+class JobImageLink(BaseAwsLink):
+    """Link to the pinned image a job runs, in the ECR console (empty for an image outside ECR)."""
+
+    kind: ClassVar[JobKind]
+    name = "Image in ECR"
+    format_str = (
+        BASE_AWS_CONSOLE_LINK + "/ecr/repositories/private/{image_account}/{image_repository}/_/image/"
+        "{image_digest}/details?region={image_region}"
     )
 
 
-_IMAGE = (
-    BASE_AWS_CONSOLE_LINK + "/ecr/repositories/private/{image_account}/{image_repository}/_/image/"
-    "{image_digest}/details?region={image_region}"
-)
+class KindLinks(NamedTuple):
+    """A job kind's links: its console page, its logs, its image."""
+
+    job: type[JobLink]
+    logs: type[JobLogsLink]
+    image: type[JobImageLink]
 
 
-class TrainingJobLink(BaseAwsLink):
-    """Link to the training job's page in the SageMaker console."""
-
-    name = "SageMaker Training Job"
-    key = LINKS_XCOM_KEY
-    format_str = BASE_AWS_CONSOLE_LINK + "/sagemaker/home?region={region_name}#/jobs/{job_name}"
-
-
-class TrainingJobLogsLink(BaseAwsLink):
-    """Link to the training job's CloudWatch log streams (``/aws/sagemaker/TrainingJobs``)."""
-
-    name = "Training Job Logs"
-    key = LINKS_XCOM_KEY
-    format_str = _logs("TrainingJobs")
+def _logs(log_group: str) -> str:
+    """Return the console URL template of a log group's streams for one job."""
+    # The console's fragment needs the log group and filter escaped twice ($25 is an escaped %).
+    group = log_group.replace("/", "$252F")
+    return (
+        BASE_AWS_CONSOLE_LINK + "/cloudwatch/home?region={region_name}#logsV2:log-groups/log-group/"
+        f"{group}$3FlogStreamNameFilter$3D{{job_name}}$252F"
+    )
 
 
-class TrainingImageLink(BaseAwsLink):
-    """Link to the pinned image the job runs, in the ECR console (empty for an image outside ECR)."""
-
-    name = "Image in ECR"
-    key = LINKS_XCOM_KEY
-    format_str = _IMAGE
+def _link_class(base: type[BaseAwsLink], class_name: str, doc: str, /, **attributes: Any) -> Any:
+    """Return a subclass of ``base`` named ``class_name``, importable from this module by that name."""
+    namespace = {"__module__": __name__, "__qualname__": class_name, "__doc__": doc, **attributes}
+    return types.new_class(class_name, (base,), exec_body=lambda body: body.update(namespace))
 
 
-class ProcessingJobLink(BaseAwsLink):
-    """Link to the processing (batch) job's page in the SageMaker console."""
+@functools.cache
+def links_of(kind: JobKind) -> KindLinks:
+    """Return the extra links of a job of ``kind``: its console page, its logs, its image (made once)."""
+    prefix = kind.resource.removesuffix("Job")  # Training: TrainingJobLink, TrainingJobLogsLink …
+    title = re.sub(r"(?<!^)(?=[A-Z])", " ", kind.resource)  # Training Job
+    common = {"kind": kind, "key": links_xcom_key(kind)}
+    return KindLinks(
+        job=_link_class(
+            JobLink,
+            f"{prefix}JobLink",
+            f"Link to the {kind.noun}'s page in the SageMaker console.",
+            name=f"SageMaker {title}",
+            format_str=(
+                BASE_AWS_CONSOLE_LINK
+                + f"/sagemaker/home?region={{region_name}}#/{kind.console_path}/{{job_name}}"
+            ),
+            **common,
+        ),
+        logs=_link_class(
+            JobLogsLink,
+            f"{prefix}JobLogsLink",
+            f"Link to the {kind.noun}'s CloudWatch log streams (``{kind.log_group}``).",
+            name=f"{title} Logs",
+            format_str=_logs(kind.log_group),
+            **common,
+        ),
+        image=_link_class(
+            JobImageLink,
+            f"{prefix}ImageLink",
+            f"Link to the pinned image the {kind.noun} runs, in the ECR console (empty outside ECR).",
+            **common,
+        ),
+    )
 
-    name = "SageMaker Processing Job"
-    key = PROCESSING_LINKS_XCOM_KEY
-    format_str = BASE_AWS_CONSOLE_LINK + "/sagemaker/home?region={region_name}#/processing-jobs/{job_name}"
+
+# Named here for readers and type checkers; every kind's links are importable by class path (below).
+TrainingJobLink, TrainingJobLogsLink, TrainingImageLink = links_of(TRAINING)
+ProcessingJobLink, ProcessingJobLogsLink, ProcessingImageLink = links_of(PROCESSING)
 
 
-class ProcessingJobLogsLink(BaseAwsLink):
-    """Link to the processing job's CloudWatch log streams (``/aws/sagemaker/ProcessingJobs``)."""
+if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise accept any name imported here
 
-    name = "Processing Job Logs"
-    key = PROCESSING_LINKS_XCOM_KEY
-    format_str = _logs("ProcessingJobs")
-
-
-class ProcessingImageLink(TrainingImageLink):
-    """Link to the pinned image the batch job runs, in the ECR console (empty for an image outside ECR)."""
-
-    key = PROCESSING_LINKS_XCOM_KEY
-
-
-def links_of(kind: JobKind) -> tuple[type[BaseAwsLink], ...]:
-    """Return the extra links of a job of ``kind``: its console page, its logs, its image."""
-    if kind.name == "processing":
-        return (ProcessingJobLink, ProcessingJobLogsLink, ProcessingImageLink)
-    return (TrainingJobLink, TrainingJobLogsLink, TrainingImageLink)
+    def __getattr__(name: str) -> type[BaseAwsLink]:
+        """Return the link class ``name`` of any job kind (Airflow and pickle import links by class path)."""
+        for kind in JOB_KINDS.values():
+            for link in links_of(kind):
+                if link.__name__ == name:
+                    return link
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def image_link_facts(image: str | None) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from lyftlearn_provider.exceptions import InvalidSpecError
-from lyftlearn_provider.links.sagemaker import ProcessingImageLink, ProcessingJobLink, ProcessingJobLogsLink
+from lyftlearn_provider.job_kinds import PROCESSING
+from lyftlearn_provider.links.sagemaker import links_of
 from lyftlearn_provider.naming import DEFAULT_PREFIX
 from lyftlearn_provider.operators.platform import PlatformJobOperator
 from lyftlearn_provider.rendering.sagemaker import check_outputs, render_processing_job
@@ -81,7 +82,7 @@ class RunBatchJobOperator(PlatformJobOperator):
         "model_uri",
     )
     template_fields_renderers = {"tags": "json", "spec": "json", "outputs": "json", "training_result": "json"}
-    operator_extra_links = (ProcessingJobLink(), ProcessingJobLogsLink(), ProcessingImageLink())
+    operator_extra_links = tuple(link() for link in links_of(PROCESSING))
     ui_color = "#d9e8ff"
     job_noun = "batch job"
     pod_runtime = "batch"

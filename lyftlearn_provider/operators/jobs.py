@@ -24,6 +24,7 @@ from lyftlearn_provider.backends.base import (
     JobBackend,
     JobRecord,
     JobRun,
+    JobSettings,
     JobState,
     RunIdentity,
 )
@@ -282,6 +283,16 @@ class JobOperator(SpecOperator):
             # The job already runs this image: not knowing its SOCI facts must not stop us following it.
             self.log.warning("Could not look up image %s (%s); following the job anyway.", reference, error)
             return None
+
+    def job_settings(self) -> JobSettings:
+        """Return what every backend of this task is given: the spec, AWS, the runtime limit, the names."""
+        return JobSettings(
+            spec=self.spec,
+            aws=self.aws_settings(),
+            max_runtime_seconds=self._max_runtime_seconds(),
+            poll_interval=self.poll_interval,
+            job_name_prefix=self.job_name_prefix,
+        )
 
     def aws_settings(self) -> AwsSettings:
         """Return how this task reaches AWS."""

@@ -21,10 +21,11 @@ from lyftlearn_provider.backends import KUBERNETES_ARGUMENTS, SAGEMAKER_ARGUMENT
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.images import SociPolicy
 from lyftlearn_provider.naming import DEFAULT_PREFIX
+from lyftlearn_provider.operators import pods
 from lyftlearn_provider.operators.jobs import JobOperator, refuse_masked_secrets
 from lyftlearn_provider.status import FailedJobPolicy, TrackingSource, TrainingBackend
 from lyftlearn_provider.tags import check_user_tags
-from lyftlearn_provider.validation import is_templated, require_int
+from lyftlearn_provider.validation import is_templated
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -64,7 +65,7 @@ def check_queue_url(value: Any, region: str | None) -> None:
         )
 
 
-class PlatformJobOperator(JobOperator):
+class PlatformJobOperator(pods.RunsPods, JobOperator):
     """
     A job task on SageMaker (or, with ``backend="kubernetes"``, as a pod): the platform's arguments.
 
@@ -165,16 +166,17 @@ class PlatformJobOperator(JobOperator):
         if events_queue_url is not None and not is_templated(events_queue_url):
             check_queue_url(events_queue_url, region_name)
         self.events_queue_url = events_queue_url
-        # Kubernetes
-        self.kubernetes_conn_id = kubernetes_conn_id or "kubernetes_default"
-        self.namespace = namespace or "default"
-        self.service_account_name = service_account_name or "lyftlearn-training"
-        startup = 600 if startup_timeout_seconds is None else startup_timeout_seconds
-        require_int(
-            startup, "startup_timeout_seconds", 1, None, "Use the seconds a pod may take to start, e.g. 600."
+        # Kubernetes: None is the default (so that the SageMaker backend can refuse what was given); the
+        # names are checked with the pod's rendering, which a templated spec leaves to the run.
+        startup = startup_timeout_seconds
+        self.take_pod_arguments(
+            kubernetes_conn_id=kubernetes_conn_id or pods.DEFAULT_KUBERNETES_CONN_ID,
+            namespace=namespace or pods.DEFAULT_NAMESPACE,
+            service_account_name=service_account_name or pods.DEFAULT_SERVICE_ACCOUNT_NAME,
+            startup_timeout_seconds=pods.DEFAULT_STARTUP_TIMEOUT_SECONDS if startup is None else startup,
+            input_loader_image=input_loader_image,
+            check_names=False,
         )
-        self.startup_timeout_seconds = startup
-        self.input_loader_image = input_loader_image
 
     def check_at_parse_time(self, templated: bool = False) -> None:
         """Render the spec now (when the DAG is parsed) unless a template leaves it to the run."""
@@ -207,15 +209,9 @@ class PlatformJobOperator(JobOperator):
         """Render ``spec`` as the backend would, so every limit is checked before anything is created."""
         if self.backend is TrainingBackend.KUBERNETES:
             # Imported here: a DAG of SageMaker tasks does not pay for the pod rendering when parsed.
-            from lyftlearn_provider.rendering.kubernetes import (
-                check_dns_label,
-                check_dns_subdomain,
-                pod_name,
-                render_pod,
-            )
+            from lyftlearn_provider.rendering.kubernetes import pod_name, render_pod
 
-            check_dns_label(self.namespace, "namespace", "ml-training")
-            check_dns_subdomain(self.service_account_name, "service_account_name", "fraud-training")
+            self.check_pod_names()
             render_pod(
                 spec,
                 name=pod_name(DEFAULT_PREFIX),
@@ -232,24 +228,9 @@ class PlatformJobOperator(JobOperator):
 
     def make_backend(self) -> JobBackend:
         """Return the backend of ``backend=``, with the (rendered) arguments that apply to it."""
-        from lyftlearn_provider.backends.base import JobSettings
-
-        settings = JobSettings(
-            spec=self.spec,
-            aws=self.aws_settings(),
-            max_runtime_seconds=self._max_runtime_seconds(),
-            poll_interval=self.poll_interval,
-            job_name_prefix=self.job_name_prefix,
-        )
+        settings = self.job_settings()
         if self.backend is TrainingBackend.KUBERNETES:
-            return self.pod_backend(
-                settings,
-                kubernetes_conn_id=self.kubernetes_conn_id,
-                namespace=self.namespace,
-                service_account_name=self.service_account_name,
-                startup_timeout_seconds=self.startup_timeout_seconds,
-                input_loader_image=self.input_loader_image,
-            )
+            return self.pod_backend(settings, **self.pod_arguments())
         return self.sagemaker_backend(
             settings, tags=self.tags, tracking=self.tracking, events_queue_url=self.events_queue_url
         )

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from lyftlearn_provider.links.sagemaker import TrainingImageLink, TrainingJobLink, TrainingJobLogsLink
+from lyftlearn_provider.job_kinds import TRAINING
+from lyftlearn_provider.links.sagemaker import links_of
 from lyftlearn_provider.naming import DEFAULT_PREFIX
 from lyftlearn_provider.operators.platform import PlatformJobOperator, check_queue_url
 from lyftlearn_provider.rendering.sagemaker import check_keep_alive, render_training_job
@@ -102,7 +103,7 @@ class TrainModelOperator(PlatformJobOperator):
 
     template_fields: Sequence[str] = ("spec", "tags", "events_queue_url")
     template_fields_renderers = {"tags": "json", "spec": "json"}
-    operator_extra_links = (TrainingJobLink(), TrainingJobLogsLink(), TrainingImageLink())
+    operator_extra_links = tuple(link() for link in links_of(TRAINING))
     ui_color = "#ffd9b3"
     job_noun = "training job"
 

@@ -11,10 +11,11 @@ from airflow.sdk.configuration import conf
 from lyftlearn_provider.exceptions import InvalidSpecError
 from lyftlearn_provider.images import SociPolicy
 from lyftlearn_provider.naming import DEFAULT_PREFIX
+from lyftlearn_provider.operators import pods
 from lyftlearn_provider.operators.jobs import JobOperator
 from lyftlearn_provider.serving import Model, check_pinned
 from lyftlearn_provider.status import FailedJobPolicy
-from lyftlearn_provider.validation import check_s3_uri, is_templated, require_int
+from lyftlearn_provider.validation import check_s3_uri, is_templated
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -102,7 +103,7 @@ class TakesModel:
         )
 
 
-class ValidateModelOperator(TakesModel, JobOperator):
+class ValidateModelOperator(TakesModel, pods.RunsPods, JobOperator):
     """
     Validate a trained model in a pod running the pinned image that trained it; return the program's report.
 
@@ -142,6 +143,8 @@ class ValidateModelOperator(TakesModel, JobOperator):
     template_fields_renderers = {"training_result": "json", "spec": "json"}
     ui_color = "#d9f2d9"
     job_noun = "validation pod"
+    namespace_example = "ml-serving"
+    service_account_example = "fraud-serving"
 
     def __init__(
         self,
@@ -151,10 +154,10 @@ class ValidateModelOperator(TakesModel, JobOperator):
         image: str | None = None,
         model_uri: str | None = None,
         model_asset: Asset | None = None,
-        kubernetes_conn_id: str = "kubernetes_default",
-        namespace: str = "default",
-        service_account_name: str = "lyftlearn-training",
-        startup_timeout_seconds: int = 600,
+        kubernetes_conn_id: str = pods.DEFAULT_KUBERNETES_CONN_ID,
+        namespace: str = pods.DEFAULT_NAMESPACE,
+        service_account_name: str = pods.DEFAULT_SERVICE_ACCOUNT_NAME,
+        startup_timeout_seconds: int = pods.DEFAULT_STARTUP_TIMEOUT_SECONDS,
         input_loader_image: str | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
@@ -185,23 +188,14 @@ class ValidateModelOperator(TakesModel, JobOperator):
             **kwargs,
         )
         self.take_model(training_result, image, model_uri, model_asset)
-        # Imported here: DAGs that only train do not pay for the pod rendering when parsed.
-        from lyftlearn_provider.rendering.kubernetes import check_dns_label, check_dns_subdomain
-
-        self.kubernetes_conn_id = kubernetes_conn_id
-        self.namespace = check_dns_label(namespace, "namespace", "ml-serving")
-        self.service_account_name = check_dns_subdomain(
-            service_account_name, "service_account_name", "fraud-serving"
+        self.take_pod_arguments(
+            kubernetes_conn_id=kubernetes_conn_id,
+            namespace=namespace,
+            service_account_name=service_account_name,
+            startup_timeout_seconds=startup_timeout_seconds,
+            input_loader_image=input_loader_image,
+            check_names=True,
         )
-        require_int(
-            startup_timeout_seconds,
-            "startup_timeout_seconds",
-            1,
-            None,
-            "Use the seconds a pod may take, e.g. 600.",
-        )
-        self.startup_timeout_seconds = startup_timeout_seconds
-        self.input_loader_image = input_loader_image
         self._model: Model | None = None
 
     def settle_inputs(self, context: Context) -> None:
@@ -212,24 +206,13 @@ class ValidateModelOperator(TakesModel, JobOperator):
 
     def make_backend(self) -> JobBackend:
         """Return the pod backend, running the program as ``LYFTLEARN_RUNTIME=validation``."""
-        from lyftlearn_provider.backends.base import JobSettings
         from lyftlearn_provider.backends.kubernetes import PodValidationBackend
 
         model = self._model
         return PodValidationBackend(
             self,
-            JobSettings(
-                spec=self.spec,
-                aws=self.aws_settings(),
-                max_runtime_seconds=self._max_runtime_seconds(),
-                poll_interval=self.poll_interval,
-                job_name_prefix=self.job_name_prefix,
-            ),
-            kubernetes_conn_id=self.kubernetes_conn_id,
-            namespace=self.namespace,
-            service_account_name=self.service_account_name,
-            startup_timeout_seconds=self.startup_timeout_seconds,
-            input_loader_image=self.input_loader_image,
+            self.job_settings(),
+            **self.pod_arguments(),
             model_uri=model.uri if model else None,
             training_job=model.training_job if model else None,
         )
