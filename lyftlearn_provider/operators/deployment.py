@@ -494,6 +494,12 @@ class DeployModelOperator(TakesModel, SpecOperator):
         *,
         status: str,
     ) -> dict[str, Any]:
+        """Conclude on the rollout: at once when its verdict is already final, else after waiting for it.
+
+        The first look is taken here, by the rule and the reads the wait itself uses: a rollout that is
+        already over (an already-serving model, a fast one, one that already failed) costs no deferral
+        -- no trip through the triggerer and the scheduler and no second worker start.
+        """
         state = {
             "status": status,
             "model": dataclasses.asdict(model),
@@ -502,8 +508,9 @@ class DeployModelOperator(TakesModel, SpecOperator):
             "started": time.time(),
             "deadline": time.time() + self._rollout_timeout(),
         }
-        context["ti"].xcom_push(key=STATE_XCOM_KEY, value=state)
-        if self.deferrable:
+        ended = self._look(state)
+        if ended is None and self.deferrable:
+            context["ti"].xcom_push(key=STATE_XCOM_KEY, value=state)
             from lyftlearn_provider.triggers.rollout import RolloutTrigger
 
             self.defer(
@@ -517,22 +524,34 @@ class DeployModelOperator(TakesModel, SpecOperator):
                 ),
                 method_name="execute_complete",
             )
-        status, verdict = self._watch(state)
-        return self._conclude(context, state, status, verdict)
+        outcome, verdict = ended if ended is not None else self._watch(state, looked=True)
+        return self._conclude(context, state, outcome, verdict)
 
-    def _watch(self, state: dict[str, Any]) -> tuple[str, RolloutVerdict]:
-        """Follow the rollout from the worker until it is rolled out, fails, or its deadline passes."""
+    def _look(self, state: dict[str, Any]) -> tuple[str, RolloutVerdict] | None:
+        """Look at the rollout once: how it ended (rolled out, failed, out of time); None while it goes on."""
         from lyftlearn_provider.rollouts import RolloutState, rollout_verdict
 
+        verdict = rollout_verdict(self._read(), generation=state["generation"])
+        if verdict.state is RolloutState.ROLLED_OUT:
+            return "rolled_out", verdict
+        if verdict.state is RolloutState.FAILED:
+            return "failed", verdict
+        if time.time() >= state["deadline"]:
+            return "timeout", verdict
+        return None
+
+    def _watch(self, state: dict[str, Any], *, looked: bool = False) -> tuple[str, RolloutVerdict]:
+        """Follow the rollout from the worker until it is rolled out, fails, or its deadline passes.
+
+        :param looked: the rollout was just looked at and goes on: pause before the next look.
+        """
         while True:
-            verdict = rollout_verdict(self._read(), generation=state["generation"])
-            if verdict.state is RolloutState.ROLLED_OUT:
-                return "rolled_out", verdict
-            if verdict.state is RolloutState.FAILED:
-                return "failed", verdict
-            if time.time() >= state["deadline"]:
-                return "timeout", verdict
-            time.sleep(min(self.poll_interval, max(0.0, state["deadline"] - time.time())))
+            if looked:
+                time.sleep(min(self.poll_interval, max(0.0, state["deadline"] - time.time())))
+            ended = self._look(state)
+            if ended is not None:
+                return ended
+            looked = True
 
     def _conclude(
         self, context: Context, state: dict[str, Any], status: str, verdict: RolloutVerdict
