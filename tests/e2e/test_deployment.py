@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -10,7 +11,11 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from lyftlearn_provider import DeployModelOperator, ModelGate, ResourceProfile, RuntimeSpec
 from lyftlearn_provider.exceptions import InvalidSpecError
-from lyftlearn_provider.operators.deployment import STATE_XCOM_KEY, DeployError
+from lyftlearn_provider.operators.deployment import (
+    DEFAULT_DEFER_AFTER_SECONDS,
+    STATE_XCOM_KEY,
+    DeployError,
+)
 from lyftlearn_provider.testing.k8s import PodBehavior, RolloutBehavior
 from tests.helpers import StandInTaskInstance, make_context
 
@@ -257,7 +262,7 @@ def deferring(run_id: str = "scheduled__2026-11-28T15:00:00+00:00") -> dict[str,
 
 
 def test_a_rollout_over_at_the_first_look_concludes_without_deferring(k8s, serving):
-    operator = deploy(MODEL_A, deferrable=True)
+    operator = deploy(MODEL_A, deferrable=True, defer_after_seconds=0)  # the first look only
     settle_before_the_first_look(k8s, operator, all_updated_and_available)
     context = deferring()
     result = operator.execute(context)  # raises TaskDeferred if it deferred
@@ -270,19 +275,30 @@ def test_a_rollout_over_at_the_first_look_concludes_without_deferring(k8s, servi
 def test_deploying_what_already_serves_concludes_without_deferring(k8s, serving):
     run(deploy(MODEL_A))
     before = writes(k8s)
-    result = run(deploy(MODEL_A, deferrable=True), run_id="manual__again")
+    result = run(deploy(MODEL_A, deferrable=True, defer_after_seconds=0), run_id="manual__again")
     assert result["status"] == "already_serving"
     assert "ready 2/2" in result["rollout"]
     assert writes(k8s) == before
 
 
-def test_a_rollout_still_going_at_the_first_look_defers_and_ends_through_the_trigger(k8s, serving):
+def test_a_rollout_that_ends_within_defer_after_seconds_concludes_without_deferring(k8s, serving):
+    # The emulator's pods are ready 0.1 s after they are bound: a rollout of well under a second.
+    started = time.monotonic()
+    result = run(deploy(MODEL_A, deferrable=True))  # raises TaskDeferred if it deferred
+    assert result["status"] == "deployed"
+    assert time.monotonic() - started < DEFAULT_DEFER_AFTER_SECONDS
+    assert container(k8s)["image"] == MODEL_A["image"]
+
+
+def test_a_rollout_still_going_after_defer_after_seconds_defers_and_ends_through_the_trigger(k8s, serving):
     from airflow.sdk.exceptions import TaskDeferred
 
-    k8s.on_rollout("fraud", RolloutBehavior(ready_delay=1.5))  # still going when the task first looks
+    k8s.on_rollout("fraud", RolloutBehavior(ready_delay=1.5))  # still going when the task defers
     context = deferring()
+    started = time.monotonic()
     with pytest.raises(TaskDeferred) as deferred:
-        deploy(MODEL_A, deferrable=True).execute(context)
+        deploy(MODEL_A, deferrable=True, defer_after_seconds=0.3).execute(context)
+    assert time.monotonic() - started < 1.5
     assert context["ti"].xcom[STATE_XCOM_KEY]["generation"] == deferred.value.trigger.generation
     event = follow_the_trigger(deferred.value)
     assert event["status"] == "rolled_out"
@@ -292,7 +308,7 @@ def test_a_rollout_still_going_at_the_first_look_defers_and_ends_through_the_tri
     assert container(k8s)["image"] == MODEL_A["image"]
 
 
-@pytest.mark.parametrize("verdict_from", ["the first look", "the trigger"])
+@pytest.mark.parametrize("verdict_from", ["the first look", "the worker's first seconds", "the trigger"])
 def test_a_failed_rollout_rolls_back_alike_whether_final_at_the_first_look_or_from_the_trigger(
     k8s, serving, verdict_from
 ):
@@ -300,20 +316,23 @@ def test_a_failed_rollout_rolls_back_alike_whether_final_at_the_first_look_or_fr
 
     run(deploy(MODEL_A))
     k8s.fail_images_containing("b" * 64)  # model B's image cannot be pulled
-    operator = deploy(MODEL_B, deferrable=True)
+    # The fixture's Deployment gives up after 3 s (progressDeadlineSeconds): within the default 5 s.
+    within = 5 if verdict_from == "the worker's first seconds" else 0
+    operator = deploy(MODEL_B, deferrable=True, defer_after_seconds=within)
     context = deferring("scheduled__2026-11-28T16:00:00+00:00")
-    if verdict_from == "the first look":
-        settle_before_the_first_look(k8s, operator, progress_deadline_exceeded)
-        with pytest.raises(DeployError) as raised:
-            operator.execute(context)  # concluded in execute: no TaskDeferred
-        assert STATE_XCOM_KEY not in context["ti"].xcom
-    else:
+    if verdict_from == "the trigger":
         with pytest.raises(TaskDeferred) as deferred:
             operator.execute(context)
         event = follow_the_trigger(deferred.value)
         assert event["status"] == "failed"
         with pytest.raises(DeployError) as raised:
             deploy(MODEL_B, deferrable=True).execute_complete(context, event)
+    else:
+        if verdict_from == "the first look":
+            settle_before_the_first_look(k8s, operator, progress_deadline_exceeded)
+        with pytest.raises(DeployError) as raised:
+            operator.execute(context)  # concluded in execute: no TaskDeferred
+        assert STATE_XCOM_KEY not in context["ti"].xcom
     assert_rolled_back_to_model_a(k8s, str(raised.value))
 
 
@@ -417,6 +436,8 @@ def test_bad_input_fails_before_the_deployment_is_touched(k8s, serving, kwargs, 
         ({"mode": "helm"}, "mode"),
         ({"mode": "pod"}, "deploy_image"),
         ({"gate": {"auc": 0.9}}, "gate"),
+        ({"defer_after_seconds": -1}, "defer_after_seconds"),
+        ({"defer_after_seconds": "5"}, "defer_after_seconds"),
     ],
 )
 def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs, field):
