@@ -584,11 +584,11 @@ class DeployModelOperator(TakesModel, SpecOperator):
         pause = FIRST_PAUSE_SECONDS if until is not None else self.poll_interval
         while True:
             if looked:
-                left = state["deadline"] - time.time()
+                left = state["deadline"] - time.time()  # past it, the next look says "timeout"
                 if until is not None:
-                    left = min(left, until - time.monotonic())
-                    if left <= 0:
+                    if until - time.monotonic() <= 0:
                         return None
+                    left = min(left, until - time.monotonic())
                 time.sleep(min(pause, max(0.0, left)))
                 pause = min(pause * 2, self.poll_interval)
             ended = self._look(state)

@@ -491,3 +491,18 @@ def test_the_deployment_link_follows_the_configured_console(monkeypatch):
     )
     assert deployment_url("https://k8s.example.com/{cluster}", "ml", "fraud") == ""  # an unknown field
     assert DeployModelOperator.operator_extra_links[0].name == "Serving Deployment"
+
+
+def test_a_rollout_timeout_within_defer_after_seconds_rolls_back_in_the_same_try(k8s, serving):
+    # rollout_timeout_seconds ends the rollout before defer_after_seconds does: the worker's looks must
+    # conclude "timeout" (and roll back) rather than defer a wait whose deadline already passed.
+    run(deploy(MODEL_A))
+    k8s.fail_images_containing("b" * 64)
+    context = deferring("scheduled__2026-11-28T16:00:00+00:00")
+    with pytest.raises(DeployError) as raised:
+        deploy(MODEL_B, deferrable=True, rollout_timeout_seconds=1, defer_after_seconds=5).execute(context)
+    message = str(raised.value)
+    assert "did not become ready within 1 s" in message
+    assert "Rolled back" in message and MODEL_A["model_artifact_uri"] in message
+    assert STATE_XCOM_KEY not in context["ti"].xcom
+    assert container(k8s)["image"] == MODEL_A["image"]
