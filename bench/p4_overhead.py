@@ -4,7 +4,8 @@ One ``airflow standalone`` (scheduler, DAG processor, triggerer, API server; Loc
 runs two DAGs from ``bench/p4_dags/p4_loops.py`` against both emulators:
 
 - **ours**: ``TrainModelOperator`` → ``ValidateModelOperator`` → ``DeployModelOperator`` (patch the
-  serving Deployment, wait for its rollout);
+  serving Deployment, wait for its rollout: from the worker for ``defer_after_seconds``, then deferred;
+  ``--defer-after 0`` defers unless its first look finds the rollout over);
 - **upstream**: ``SageMakerTrainingOperator`` (the same ``CreateTrainingJob`` request) →
   ``KubernetesPodOperator`` (the same validation pod) → ``KubernetesCreateResourceOperator`` (a new
   Deployment per run: upstream cannot update one and does not wait for a rollout, which flatters it).
@@ -16,8 +17,10 @@ to its container's end (the Kubernetes emulator, a fixed behaviour), the rollout
 pod's ready delay). **Overhead = the DAG run's wall time − that work**: scheduling, task start-up
 (a fresh interpreter per try), deferral and resumption, the time between a job's end and its task
 noticing, and what the operators do around their calls. Medians over the runs; ratio ours/upstream.
+What both drivers of the loop share (emulators, environment, seeding, the DAGs' deploy task) is in
+``bench/_standalone.py``.
 
-    .venv/bin/python bench/p4_overhead.py [--runs 4] [--interval 2] [--job-seconds 8]
+    .venv/bin/python bench/p4_overhead.py [--runs 4] [--interval 2] [--job-seconds 8] [--defer-after S]
 """
 
 from __future__ import annotations
@@ -32,17 +35,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import _standalone
+
 DAGS = Path(__file__).resolve().parent / "p4_dags"
 LOOPS = {"ours": "p4_ours", "upstream": "p4_upstream"}
 POD_SECONDS = 2.0
 POD = {"schedule_delay": 0.05, "start_delay": 0.1, "run_seconds": POD_SECONDS}
 READY_DELAY = 0.1
-ROLE = "arn:aws:iam::123456789012:role/lyftlearn-training"
 
 
 def say(message: str) -> None:
     """Print one line of progress."""
-    print(f"[p4] {message}", flush=True)
+    _standalone.say("p4", message)
 
 
 def upstream_config() -> dict[str, Any]:
@@ -55,87 +59,47 @@ def upstream_config() -> dict[str, Any]:
     return dict(render_training_job(SPEC, job_name="up", max_runtime_seconds=3600).request)
 
 
-def seed(aws: Any, cluster: Any, job_seconds: float) -> None:
-    """The image, the jobs' timings, the service accounts, the serving Deployment, the pods' behaviour."""
-    import boto3
-
-    from lyftlearn_provider.testing.aws.images import push_image
+def seed(emulated: _standalone.Emulated, job_seconds: float) -> None:
+    """Seed the loop (image, jobs' timings, accounts, Deployment), the pods' and the rollout's behaviour."""
     from lyftlearn_provider.testing.k8s import PodBehavior
     from lyftlearn_provider.testing.k8s.behaviors import RolloutBehavior
 
-    aws.control.autopilot(
-        phases={
-            "Starting": job_seconds * 0.25,
-            "Downloading": job_seconds * 0.25,
-            "Training": job_seconds * 0.5,
-        },
-        metrics={"validation:auc": 0.91},
+    phases = {"Starting": 0.25, "Downloading": 0.25, "Training": 0.5}
+    phases = {phase: share * job_seconds for phase, share in phases.items()}
+    _standalone.seed_loop(
+        emulated, tag="1", phases=phases, accounts=("lyftlearn-training", _standalone.SERVING_ACCOUNT)
     )
-    push_image(boto3.client("ecr"), "fraud-model", "1", soci="v2")
-    boto3.client("s3").create_bucket(Bucket="bench-models")
-    for name in ("lyftlearn-training", "fraud-serving"):
-        cluster.create(
-            {
-                "apiVersion": "v1",
-                "kind": "ServiceAccount",
-                "metadata": {"name": name, "annotations": {"eks.amazonaws.com/role-arn": ROLE}},
-            }
-        )
-    cluster.on_pod(
+    emulated.cluster.on_pod(
         PodBehavior(xcom={"smoke_auc": 0.9}, **POD),
         predicate=lambda pod: "validate" in pod["metadata"]["name"],
     )
-    cluster.on_rollout("fraud", RolloutBehavior(ready_delay=READY_DELAY))
-    cluster.create(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "fraud", "labels": {"app": "fraud"}},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": "fraud"}},
-                "template": {
-                    "metadata": {"labels": {"app": "fraud"}},
-                    "spec": {
-                        "serviceAccountName": "fraud-serving",
-                        "containers": [{"name": "server", "image": "registry.example/fraud-server:0"}],
-                    },
-                },
-            },
-        }
-    )
+    emulated.cluster.on_rollout(_standalone.DEPLOYMENT, RolloutBehavior(ready_delay=READY_DELAY))
 
 
 def run_once(airflow: Any, dag_id: str, run_id: str, timeout: float = 300) -> dict[str, Any]:
     """Trigger one run, wait for it, return its state, wall time and task states."""
-    from airflow.models import DagRun, TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
     from lyftlearn_provider.testing.standalone import wait_for
 
     airflow.airflow("dags", "trigger", dag_id, "--run-id", run_id)
 
     def ended() -> dict[str, Any] | None:
-        with create_session() as session:
-            run = session.scalar(select(DagRun).where(DagRun.dag_id == dag_id, DagRun.run_id == run_id))
-            if run is None or str(run.state) not in ("success", "failed") or run.end_date is None:
-                return None
-            tis = session.scalars(
-                select(TaskInstance).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
-            ).all()
-            return {
-                "state": str(run.state),
-                "wall": (run.end_date - run.start_date).total_seconds(),
-                "tasks": {ti.task_id: str(ti.state) for ti in tis},
-                "retries": sum(max(0, ti.try_number - 1) for ti in tis),
-                # Each task's span (its last try's start to its end), for where the overhead goes.
-                "spans": {
-                    ti.task_id: (ti.end_date - ti.start_date).total_seconds()
-                    for ti in tis
-                    if ti.start_date and ti.end_date
-                },
-            }
+        runs = _standalone.dag_runs(dag_id, run_id)
+        if not runs or runs[0]["state"] not in ("success", "failed") or runs[0]["end_date"] is None:
+            return None
+        run = runs[0]
+        tis = _standalone.task_instances(dag_id, run_id=run_id)
+        return {
+            "state": run["state"],
+            "wall": (run["end_date"] - run["start_date"]).total_seconds(),
+            "tasks": {ti["task_id"]: ti["state"] for ti in tis},
+            "retries": sum(max(0, ti["try_number"] - 1) for ti in tis),
+            # Each task's span (its last try's start to its end), for where the overhead goes.
+            "spans": {
+                ti["task_id"]: (ti["end_date"] - ti["start_date"]).total_seconds()
+                for ti in tis
+                if ti["start_date"] and ti["end_date"]
+            },
+        }
 
     return wait_for(f"{dag_id} {run_id}", ended, timeout, interval=0.5)
 
@@ -147,35 +111,20 @@ def job_seconds_of(aws: Any, name: str) -> float:
     return float(ended) - float(created)
 
 
-def measure(runs: int, interval: float, job_seconds: float, home: Path) -> dict[str, list[dict[str, float]]]:
+def measure(
+    runs: int, interval: float, job_seconds: float, home: Path, defer_after: float | None = None
+) -> dict[str, list[dict[str, float]]]:
     """Run the loops in one standalone; return each loop's per-run wall time, work and overhead."""
-    from lyftlearn_provider.testing.aws import AwsEmulator
-    from lyftlearn_provider.testing.k8s.cluster import EmulatedCluster
-    from lyftlearn_provider.testing.k8s.server import EmulatorServer, airflow_connection
-    from lyftlearn_provider.testing.standalone import airflow_env
-
     results: dict[str, list[dict[str, float]]] = {loop: [] for loop in LOOPS}
-    with AwsEmulator() as aws, EmulatorServer() as k8s:
-        kubeconfig = k8s.write_kubeconfig(home / "kubeconfig")
-        env = airflow_env(
-            home,
-            DAGS,
-            {
-                **aws.env(),
-                "KUBECONFIG": str(kubeconfig),
-                "AIRFLOW_CONN_KUBERNETES_DEFAULT": airflow_connection("default"),
-                "P4_INTERVAL": str(interval),
-            },
-        )
-        env.pop("KUBERNETES_SERVICE_HOST", None)
-        os.environ.clear()
-        os.environ.update(env)  # before anything imports Airflow: this process reads the same database
-        env["P4_UPSTREAM_CONFIG"] = os.environ["P4_UPSTREAM_CONFIG"] = json.dumps(upstream_config())
-        seed(aws, EmulatedCluster(k8s, kubeconfig), job_seconds)
+    knobs = {"P4_INTERVAL": str(interval)}
+    if defer_after is not None:
+        knobs["P4_DEFER_AFTER"] = str(defer_after)
+    with _standalone.emulated_airflow(home, DAGS, knobs) as emulated:
+        emulated.env["P4_UPSTREAM_CONFIG"] = os.environ["P4_UPSTREAM_CONFIG"] = json.dumps(upstream_config())
+        seed(emulated, job_seconds)
         from lyftlearn_provider.naming import training_job_name
-        from lyftlearn_provider.testing.standalone import Standalone
 
-        with Standalone(env, home / "standalone.log") as airflow:
+        with emulated.standalone() as airflow:
             airflow.wait_until_parsed(*LOOPS.values())
             airflow.unpause(*LOOPS.values())
             # One unmeasured run each: the first task processes pay imports and caches a worker keeps.
@@ -191,7 +140,7 @@ def measure(runs: int, interval: float, job_seconds: float, home: Path) -> dict[
                         if loop == "ours"
                         else f"up-{run_id}"
                     )
-                    work = job_seconds_of(aws, name) + sum(POD.values()) + READY_DELAY
+                    work = job_seconds_of(emulated.aws, name) + sum(POD.values()) + READY_DELAY
                     say(
                         f"{loop:<8} {run_id}: wall {outcome['wall']:.1f}s, work {work:.1f}s, "
                         f"retries {outcome['retries']}"
@@ -215,10 +164,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=4, help="measured runs per loop (default 4)")
     parser.add_argument("--interval", type=float, default=2.0, help="every operator's poll interval (s)")
     parser.add_argument("--job-seconds", type=float, default=8.0, help="each training job's length (s)")
+    parser.add_argument(
+        "--defer-after",
+        type=float,
+        default=None,
+        help="our deploy's defer_after_seconds (default: the operator's; 0: only its first look)",
+    )
     args = parser.parse_args(argv)
     home = Path(tempfile.mkdtemp(prefix="lyftlearn_p4_"))
     started = time.monotonic()
-    results = measure(args.runs, args.interval, args.job_seconds, home)
+    load_before = os.getloadavg()
+    results = measure(args.runs, args.interval, args.job_seconds, home, args.defer_after)
+    load_after = os.getloadavg()
 
     def median(loop: str, key: str) -> float:
         return statistics.median(row[key] for row in results[loop])
@@ -227,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         "P4 whole-loop orchestration overhead on airflow standalone (LocalExecutor, SQLite), "
         f"{args.runs} runs each, interval {args.interval:g}s, job {args.job_seconds:g}s, pod {POD_SECONDS:g}s"
+    )
+    defer_after = "the operator's default" if args.defer_after is None else f"{args.defer_after:g}s"
+    print(
+        f"our deploy's defer_after_seconds: {defer_after}; load average (1/5/15 min) before "
+        f"{'/'.join(f'{x:.2f}' for x in load_before)}, after {'/'.join(f'{x:.2f}' for x in load_after)}"
     )
     print(f"{'':<22}{'ours':>10}{'upstream':>10}{'ours/upstream':>15}")
     for key, label in (("wall", "run wall (s)"), ("work", "work (s)"), ("overhead", "overhead (s)")):

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import signal
 import statistics
@@ -39,6 +38,8 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import _standalone
 
 REPO = Path(__file__).resolve().parents[1]
 DAGS = Path(__file__).resolve().parent / "r2_dags"
@@ -84,43 +85,31 @@ class Outcome:
 
 def say(message: str) -> None:
     """Print one line of progress."""
-    print(f"[r2] {message}", flush=True)
+    _standalone.say("r2", message)
 
 
 # ------------------------------------------------------------------------------------- the scenario
 def run_scenario(scenario: str, db: str, runs: int, backfill: int, home: Path, job_seconds: float) -> Outcome:
     """Run one scenario in this process (whose environment must not have imported Airflow yet)."""
-    from lyftlearn_provider.testing.aws import AwsEmulator
-    from lyftlearn_provider.testing.k8s.server import EmulatorServer, airflow_connection
-    from lyftlearn_provider.testing.standalone import airflow_env
-
     started = time.monotonic()
     outcome = Outcome(scenario, db, runs + backfill)
-    with AwsEmulator() as aws, EmulatorServer() as k8s:
-        kubeconfig = k8s.write_kubeconfig(home / "kubeconfig")
-        extra = {
-            **aws.env(),
-            "KUBECONFIG": str(kubeconfig),
-            "AIRFLOW_CONN_KUBERNETES_DEFAULT": airflow_connection("default"),
-            "AIRFLOW__CORE__PARALLELISM": "32",
-            "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
-            "AIRFLOW__SCHEDULER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
-            "LYFTLEARN_R2_MAX_ACTIVE_RUNS": str(runs + backfill),
-        }
-        if db == "postgres":
-            url = POSTGRES.format(database=home.name)
-            # psycopg 3 is sync and async in one: Airflow would otherwise derive an asyncpg URL.
-            extra["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url
-            extra["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = url
-        env = airflow_env(home, DAGS, extra)
-        env.pop("KUBERNETES_SERVICE_HOST", None)
-        os.environ.clear()
-        os.environ.update(env)
-        seed(aws, k8s, kubeconfig, job_seconds)
-        from lyftlearn_provider.testing.standalone import Standalone
-
+    extra = {
+        "AIRFLOW__CORE__PARALLELISM": "32",
+        "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+        "AIRFLOW__SCHEDULER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "10",
+        "LYFTLEARN_R2_MAX_ACTIVE_RUNS": str(runs + backfill),
+    }
+    if db == "postgres":
+        url = POSTGRES.format(database=home.name)
+        # psycopg 3 is sync and async in one: Airflow would otherwise derive an asyncpg URL.
+        extra["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = url
+        extra["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = url
+    with _standalone.emulated_airflow(home, DAGS, extra) as emulated:
+        scale = job_seconds / sum(PHASES.values())
+        phases = {phase: seconds * scale for phase, seconds in PHASES.items()}
+        _standalone.seed_loop(emulated, tag="2026.11.28", phases=phases)
         extra_triggerers: list[subprocess.Popen[bytes]] = []
-        with Standalone(env, home / "standalone.log") as airflow:
+        with emulated.standalone() as airflow:
             try:
                 from airflow.models import Variable
 
@@ -129,16 +118,16 @@ def run_scenario(scenario: str, db: str, runs: int, backfill: int, home: Path, j
                 airflow.wait_until_parsed(DAG_ID)
                 airflow.unpause(DAG_ID)
                 if scenario == "two":
-                    extra_triggerers.append(start_triggerer(env, home / "triggerer-2.log"))
+                    extra_triggerers.append(start_triggerer(emulated.env, home / "triggerer-2.log"))
                 start_runs(airflow, runs, backfill)
                 if scenario == "kill":
                     deferred = wait_deferred(min(2, runs + backfill))
                     outcome.killed_with_deferred = deferred
                     kill_triggerer(airflow)
                     time.sleep(2)
-                    extra_triggerers.append(start_triggerer(env, home / "triggerer-2.log"))
+                    extra_triggerers.append(start_triggerer(emulated.env, home / "triggerer-2.log"))
                 wait_all_finished(runs + backfill, timeout=300 + 30 * (runs + backfill))
-                check(outcome, aws, k8s, home / "logs")
+                check(outcome, emulated, home / "logs")
             except BaseException:
                 say(f"standalone log tail:\n{(home / 'standalone.log').read_text(errors='replace')[-4000:]}")
                 raise
@@ -149,51 +138,6 @@ def run_scenario(scenario: str, db: str, runs: int, backfill: int, home: Path, j
                     stop_process_tree(process)
     outcome.wall_seconds = round(time.monotonic() - started, 1)
     return outcome
-
-
-def seed(aws: Any, k8s: Any, kubeconfig: Path, job_seconds: float) -> None:
-    """The image in ECR, the jobs' timings, and the serving Deployment the loop deploys to."""
-    import boto3
-
-    from lyftlearn_provider.testing.aws.images import push_image
-    from lyftlearn_provider.testing.k8s.cluster import EmulatedCluster
-
-    scale = job_seconds / sum(PHASES.values())
-    aws.control.autopilot(
-        phases={phase: seconds * scale for phase, seconds in PHASES.items()}, metrics={"validation:auc": 0.91}
-    )
-    push_image(boto3.client("ecr"), "fraud-model", "2026.11.28", soci="v2")
-    cluster = EmulatedCluster(k8s, kubeconfig)
-    cluster.create(
-        {
-            "apiVersion": "v1",
-            "kind": "ServiceAccount",
-            "metadata": {
-                "name": "fraud-serving",
-                "annotations": {
-                    "eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/lyftlearn-training"
-                },
-            },
-        }
-    )
-    cluster.create(
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": "fraud", "labels": {"app": "fraud"}},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": "fraud"}},
-                "template": {
-                    "metadata": {"labels": {"app": "fraud"}},
-                    "spec": {
-                        "serviceAccountName": "fraud-serving",
-                        "containers": [{"name": "server", "image": "registry.example/fraud-server:0"}],
-                    },
-                },
-            },
-        }
-    )
 
 
 def ensure_route() -> str:
@@ -233,37 +177,12 @@ def start_runs(airflow: Any, runs: int, backfill: int) -> None:
 
 def ti_rows(task_id: str | None = None) -> list[dict[str, Any]]:
     """Return the loop's task instances (all runs)."""
-    from airflow.models import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        query = select(TaskInstance).where(TaskInstance.dag_id == DAG_ID)
-        if task_id:
-            query = query.where(TaskInstance.task_id == task_id)
-        return [
-            {
-                "run_id": ti.run_id,
-                "task_id": ti.task_id,
-                "state": str(ti.state),
-                "try_number": ti.try_number,
-                "end_date": ti.end_date,
-            }
-            for ti in session.scalars(query)
-        ]
+    return _standalone.task_instances(DAG_ID, task_id=task_id)
 
 
 def dag_runs() -> list[dict[str, Any]]:
     """Return the loop's runs."""
-    from airflow.models import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        return [
-            {"run_id": run.run_id, "state": str(run.state), "end": run.data_interval_end}
-            for run in session.scalars(select(DagRun).where(DagRun.dag_id == DAG_ID))
-        ]
+    return _standalone.dag_runs(DAG_ID)
 
 
 def wait_deferred(count: int, timeout: float = 240) -> int:
@@ -321,12 +240,12 @@ def wait_all_finished(count: int, timeout: float) -> None:
     wait_for(f"{count} runs to end", done, timeout, interval=2)
 
 
-def check(outcome: Outcome, aws: Any, k8s: Any, logs: Path) -> None:
+def check(outcome: Outcome, emulated: _standalone.Emulated, logs: Path) -> None:
     """Count jobs per run, serving's model, trigger firings per process, and the notice of each job end."""
     from lyftlearn_provider.naming import training_job_name
     from lyftlearn_provider.status import to_datetime
 
-    jobs = aws.control.jobs()
+    jobs = emulated.aws.control.jobs()
     names = [job["TrainingJobName"] for job in jobs]
     runs = dag_runs()
     outcome.jobs = len(jobs)
@@ -343,13 +262,13 @@ def check(outcome: Outcome, aws: Any, k8s: Any, logs: Path) -> None:
     trains = ti_rows(TRAIN)
     outcome.failed_tries = sum(ti["try_number"] - 1 for ti in trains)
     # Serving runs the model of the newest data interval, whatever order the runs ended in.
-    newest = max(runs, key=lambda run: run["end"])
-    deployment = k8s.call(k8s.emulator.store.get, _deployments(), "default", "fraud")
+    newest = max(runs, key=lambda run: run["data_interval_end"])["data_interval_end"]
+    deployment = emulated.cluster.get("Deployment", _standalone.DEPLOYMENT)
     annotations = deployment["metadata"].get("annotations", {})
     served = to_datetime(annotations.get("lyftlearn.io/data-interval-end"))
-    outcome.serving_newest = served is not None and served == newest["end"]
+    outcome.serving_newest = served is not None and served == newest
     if not outcome.serving_newest:
-        outcome.problems.append(f"serving is not on the newest interval ({newest['end']}): {annotations}")
+        outcome.problems.append(f"serving is not on the newest interval ({newest}): {annotations}")
     # Each trigger fires once, in one process: the triggerer writes a trigger's lines to the task's
     # log as ``attempt=<try>.log.trigger.<triggerer job id>.log``.
     fired: Counter[str] = Counter()
@@ -377,12 +296,6 @@ def check(outcome: Outcome, aws: Any, k8s: Any, logs: Path) -> None:
     if notices:
         outcome.notice_p50 = round(statistics.median(notices), 1)
         outcome.notice_max = round(max(notices), 1)
-
-
-def _deployments() -> Any:
-    from lyftlearn_provider.testing.k8s.resources import resource_named
-
-    return resource_named("deployments")
 
 
 # ------------------------------------------------------------------------------------- the driver

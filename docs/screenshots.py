@@ -5,9 +5,11 @@ Start the demo first (``make demo-ui``), then::
     .venv/bin/python docs/screenshots.py [--url http://127.0.0.1:28080] [--out docs/screenshots]
 
 It drives Chromium over the DevTools protocol (through aiohttp, which Airflow already installs), so it
-can choose the DAG view (grid or graph) and a task's try, and writes one PNG per view: the run's grid
-and graph, and the training task's log while it was deferred, its extra links, its rendered spec and
-its XCom entries. Nothing is mocked: the pictures are of the demo's real run.
+can choose the DAG view (grid or graph, task groups expanded) and a task's try, and writes one PNG per
+view of the latest successful run of the whole loop (train → gate → validate → deploy): its grid and
+graph, the training task's log while it was deferred, its extra links, its rendered spec and its XCom
+entries, and the deploy task's "Serving Deployment" link. Nothing is mocked: the pictures are of the
+demo's real run.
 """
 
 from __future__ import annotations
@@ -39,21 +41,21 @@ def api(base: str, path: str) -> Any:
 
 
 def latest_run(base: str, dag_id: str) -> str:
-    """Return the id of the DAG's latest run."""
-    runs = api(base, f"dags/{dag_id}/dagRuns?order_by=-run_after&limit=1")["dag_runs"]
+    """Return the id of the DAG's latest successful run (the demo's; the schedule may have started more)."""
+    runs = api(base, f"dags/{dag_id}/dagRuns?order_by=-run_after&limit=1&state=success")["dag_runs"]
     if not runs:
         raise SystemExit(f"{dag_id} has no run yet: start the demo with `make demo-ui` first")
     return str(runs[0]["dag_run_id"])
 
 
-def training_task(base: str, dag_id: str, run_id: str) -> str:
-    """Return the task of the run that trained: the one with a ``lyftlearn_job`` XCom entry."""
+def task_with_xcom(base: str, dag_id: str, run_id: str, key: str, what: str) -> str:
+    """Return the task of the run that pushed XCom ``key`` (``lyftlearn_training_job``: it trained)."""
     run = quote(run_id, safe="")
     for ti in api(base, f"dags/{dag_id}/dagRuns/{run}/taskInstances")["task_instances"]:
         entries = api(base, f"dags/{dag_id}/dagRuns/{run}/taskInstances/{ti['task_id']}/xcomEntries")
-        if any(entry["key"] == "lyftlearn_job" for entry in entries["xcom_entries"]):
+        if any(entry["key"] == key for entry in entries["xcom_entries"]):
             return str(ti["task_id"])
-    raise SystemExit(f"no task of {dag_id} {run_id} ran a LyftLearn job")
+    raise SystemExit(f"no task of {dag_id} {run_id} {what}")
 
 
 def free_port() -> int:
@@ -102,6 +104,16 @@ class Page:
         await asyncio.sleep(2.0)
         return bool(clicked)
 
+    async def expand_groups(self) -> bool:
+        """Click the DAG view's "expand all" button, so the task groups show their tasks."""
+        clicked = await self.evaluate(
+            "(() => { const el = [...document.querySelectorAll('button')].find(e => /expand/i.test("
+            "(e.getAttribute('aria-label') || '') + ' ' + (e.getAttribute('title') || ''))); "
+            "if (el) el.click(); return !!el; })()"
+        )
+        await asyncio.sleep(3.0)
+        return bool(clicked)
+
     async def shoot(self, path: Path) -> None:
         """Save the viewport as a PNG."""
         data = await self.call("Page.captureScreenshot", format="png")
@@ -115,9 +127,11 @@ async def take(base: str, out: Path, browser: str) -> None:
 
     dag_id = DAG_ID
     run_id = latest_run(base, dag_id)
-    task = training_task(base, dag_id, run_id)
+    task = task_with_xcom(base, dag_id, run_id, "lyftlearn_training_job", "trained a model")
+    deploy = task_with_xcom(base, dag_id, run_id, "lyftlearn_deployment", "deployed a model")
     run_url = f"{base}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
     task_url = f"{run_url}/tasks/{quote(task, safe='')}"
+    deploy_url = f"{run_url}/tasks/{quote(deploy, safe='')}"
     port = free_port()
     profile = tempfile.mkdtemp(prefix="lyftlearn-chromium-")
     chromium = subprocess.Popen(
@@ -161,6 +175,8 @@ async def take(base: str, out: Path, browser: str) -> None:
                 for view in ("grid", "graph"):
                     await page.evaluate(f"localStorage.setItem('default_dag_view', JSON.stringify('{view}'))")
                     await page.open(run_url, settle=6.0)
+                    if not await page.expand_groups():
+                        print(f"{view}: found no button to expand the task groups", flush=True)
                     await page.shoot(out / f"{view}.png")
                 await page.evaluate("localStorage.setItem('default_dag_view', JSON.stringify('grid'))")
                 # The first try's log: the job created, then its progress while the task was deferred.
@@ -173,6 +189,9 @@ async def take(base: str, out: Path, browser: str) -> None:
                 await page.shoot(out / "rendered-templates.png")
                 await page.open(f"{task_url}/xcom", settle=5.0)
                 await page.shoot(out / "xcom.png")
+                # The deploy task: its "Serving Deployment" link and the rollout it waited for.
+                await page.open(f"{deploy_url}/details", settle=5.0)
+                await page.shoot(out / "deploy-details-links.png")
     finally:
         chromium.terminate()
         chromium.wait(10)

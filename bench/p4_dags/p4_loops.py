@@ -2,7 +2,8 @@
 
 Read by ``bench/p4_overhead.py``. Both loops train the same job (ours renders it; upstream gets the
 same request), validate in the same pod behaviour and put the model into a Deployment; both follow
-their work from the triggerer at the same interval.
+their work from the triggerer at the same interval. Ours is built from ``bench/_standalone.py``, as
+R2's loop is.
 """
 
 from __future__ import annotations
@@ -11,24 +12,15 @@ import datetime as dt
 import json
 import os
 
+from _standalone import SERVING_REPLICAS, deploy_to_serving, fraud_spec
 from airflow.sdk import DAG
 
-from lyftlearn_provider import (
-    DeployModelOperator,
-    ResourceProfile,
-    RuntimeSpec,
-    TrainModelOperator,
-    ValidateModelOperator,
-)
+from lyftlearn_provider import TrainModelOperator, ValidateModelOperator
 
 INTERVAL = float(os.environ.get("P4_INTERVAL", "2"))
-SPEC = RuntimeSpec(
-    image="123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud-model:1",
-    role_arn="arn:aws:iam::123456789012:role/lyftlearn-training",
-    output_s3_uri="s3://bench-models/fraud",
-    hyperparameters={"learning_rate": 0.05, "max_depth": 6},
-    resources=ResourceProfile(instance_type="ml.m5.xlarge"),
-)
+#: Our deploy's defer_after_seconds (None: the operator's default); 0 defers unless its first look ends it.
+DEFER_AFTER = os.environ.get("P4_DEFER_AFTER")
+SPEC = fraud_spec("1", hyperparameters={"learning_rate": 0.05, "max_depth": 6})
 # Airflow 3.3.2 can fail a resumed try on a stale executor "success" (apache/airflow#67287): one retry.
 ARGS = {"retries": 1, "retry_delay": dt.timedelta(seconds=1)}
 START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
@@ -38,17 +30,8 @@ with DAG("p4_ours", schedule=None, start_date=START, default_args=ARGS):
     validate = ValidateModelOperator(
         task_id="validate", spec=SPEC, training_result=train.output, deferrable=True, poll_interval=INTERVAL
     )
-    deploy = DeployModelOperator(
-        task_id="deploy",
-        spec=SPEC,
-        training_result=train.output,
-        namespace="default",
-        deployment="fraud",
-        container="server",
-        deferrable=True,
-        poll_interval=INTERVAL,
-    )
-    train >> validate >> deploy
+    extra = {} if DEFER_AFTER is None else {"defer_after_seconds": float(DEFER_AFTER)}
+    train >> validate >> deploy_to_serving(SPEC, train.output, poll_interval=INTERVAL, **extra)
 
 if os.environ.get("P4_UPSTREAM_CONFIG"):
     from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
@@ -60,25 +43,18 @@ if os.environ.get("P4_UPSTREAM_CONFIG"):
     IMAGE = "{{ ti.xcom_pull(task_ids='train')['Training']['AlgorithmSpecification']['TrainingImage'] }}"
     MODEL = "{{ ti.xcom_pull(task_ids='train')['Training']['ModelArtifacts']['S3ModelArtifacts'] }}"
     # Upstream has no "put this image into a Deployment and wait": the closest is creating one per run.
+    LABELS = {"app": "fraud-{{ run_id }}"}
+    SERVER = {"name": "server", "image": IMAGE, "env": [{"name": "LYFTLEARN_MODEL_URI", "value": MODEL}]}
     DEPLOYMENT = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": "fraud-{{ run_id }}", "labels": {"app": "fraud-{{ run_id }}"}},
+        "metadata": {"name": "fraud-{{ run_id }}", "labels": LABELS},
         "spec": {
-            "replicas": 2,
-            "selector": {"matchLabels": {"app": "fraud-{{ run_id }}"}},
+            "replicas": SERVING_REPLICAS,
+            "selector": {"matchLabels": LABELS},
             "template": {
-                "metadata": {"labels": {"app": "fraud-{{ run_id }}"}},
-                "spec": {
-                    "serviceAccountName": "fraud-serving",
-                    "containers": [
-                        {
-                            "name": "server",
-                            "image": IMAGE,
-                            "env": [{"name": "LYFTLEARN_MODEL_URI", "value": MODEL}],
-                        }
-                    ],
-                },
+                "metadata": {"labels": LABELS},
+                "spec": {"serviceAccountName": "fraud-serving", "containers": [SERVER]},
             },
         },
     }

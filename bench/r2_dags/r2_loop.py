@@ -1,7 +1,8 @@
 """The 15-minute loop's shape for R2 on real Airflow: train (events tracking) then deploy, in a group.
 
 Read by ``bench/r2_standalone.py`` (and its light test); the queue URL comes from a Variable the
-bench sets after creating the event route in the AWS emulator.
+bench sets after creating the event route in the AWS emulator. Its tasks are built from
+``bench/_standalone.py``, as P4's loop is.
 """
 
 from __future__ import annotations
@@ -9,17 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import os
 
+from _standalone import deploy_to_serving, fraud_spec
 from airflow.sdk import DAG, CronDataIntervalTimetable, TaskGroup
 
-from lyftlearn_provider import DeployModelOperator, ResourceProfile, RuntimeSpec, TrainModelOperator
+from lyftlearn_provider import TrainModelOperator
 
-SPEC = RuntimeSpec(
-    image="123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud-model:2026.11.28",
-    role_arn="arn:aws:iam::123456789012:role/lyftlearn-training",
-    output_s3_uri="s3://lyftlearn-models/fraud",
+SPEC = fraud_spec(
+    "2026.11.28",
     command=("python", "-m", "fraud.train"),
     hyperparameters={"window": "{{ data_interval_end | default(run_after) }}"},
-    resources=ResourceProfile(instance_type="ml.m5.xlarge"),
 )
 
 with DAG(
@@ -43,15 +42,4 @@ with DAG(
             deferrable=True,
             execution_timeout=dt.timedelta(minutes=14),
         )
-        deploy = DeployModelOperator(
-            task_id="deploy",
-            spec=SPEC,
-            training_result=train.output,
-            namespace="default",
-            deployment="fraud",
-            container="server",
-            deferrable=True,
-            poll_interval=1,
-            rollout_timeout_seconds=120,
-        )
-        train >> deploy
+        train >> deploy_to_serving(SPEC, train.output, poll_interval=1, rollout_timeout_seconds=120)

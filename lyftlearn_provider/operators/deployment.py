@@ -47,6 +47,12 @@ MAX_CONFLICTS = 5
 #: XCom key of what the deferred task must remember: the Deployment's generation, the models.
 STATE_XCOM_KEY = "lyftlearn_deploy_state"
 DEFAULT_ROLLOUT_TIMEOUT_SECONDS = 600
+#: How long a deferrable task follows a rollout from the worker before deferring: a deferral costs a trip
+#: through the triggerer and the scheduler and a second task process, seconds that a short rollout (a
+#: small Deployment, a fast image pull) does not need.
+DEFAULT_DEFER_AFTER_SECONDS = 5.0
+#: The first pause between two looks inside that time; each next one doubles.
+FIRST_PAUSE_SECONDS = 0.1
 MODES = ("patch", "pod")
 
 
@@ -82,7 +88,9 @@ class DeployModelOperator(TakesModel, SpecOperator):
     = desired replicas; it failed on ``Progressing=False`` (``ProgressDeadlineExceeded``) or after
     ``rollout_timeout_seconds``. A failed rollout is rolled back to the previous revision (what ``kubectl
     rollout undo`` does), that rollout waited for, and the task fails naming the Deployment, what was seen
-    and the failing pods' events. Deferrable: the wait runs in the triggerer.
+    and the failing pods' events. Deferrable: the wait runs in the triggerer -- once the rollout has gone
+    on for ``defer_after_seconds``: one that ends sooner (or had ended: an already-serving model) is
+    concluded by the same rule and the same code in the same try, without a deferral.
 
     :param namespace: the Deployment's namespace (templated).
     :param deployment: the Deployment's name (templated).
@@ -106,6 +114,9 @@ class DeployModelOperator(TakesModel, SpecOperator):
     :param job_name_prefix: first part of names this task gives (``LYFTLEARN_JOB_NAME``, the deploy pod).
     :param poll_interval: seconds between two looks at the rollout.
     :param deferrable: wait for the rollout in the triggerer.
+    :param defer_after_seconds: deferrable: follow the rollout from the worker this long (looking again
+        after 0.1, 0.2, 0.4 ... s) before deferring; 0 defers after the first look unless the rollout
+        already ended.
     """
 
     template_fields: Sequence[str] = (
@@ -145,6 +156,7 @@ class DeployModelOperator(TakesModel, SpecOperator):
         job_name_prefix: str = DEFAULT_PREFIX,
         poll_interval: float = conf.getfloat("lyftlearn", "poll_interval", fallback=30.0),
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        defer_after_seconds: float = DEFAULT_DEFER_AFTER_SECONDS,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -179,6 +191,16 @@ class DeployModelOperator(TakesModel, SpecOperator):
             )
         if rollout_timeout_seconds is not None:
             require_int(rollout_timeout_seconds, "rollout_timeout_seconds", 1, None, "Use e.g. 600.")
+        if (
+            isinstance(defer_after_seconds, bool)
+            or not isinstance(defer_after_seconds, (int, float))
+            or not 0 <= defer_after_seconds < float("inf")
+        ):
+            raise InvalidSpecError(
+                "defer_after_seconds",
+                f"{defer_after_seconds!r} is not a number of seconds from 0 up",
+                f"Use e.g. {DEFAULT_DEFER_AFTER_SECONDS:g}, or 0 to defer after the first look.",
+            )
         self.namespace = namespace
         self.deployment = deployment
         self.container = container
@@ -195,6 +217,7 @@ class DeployModelOperator(TakesModel, SpecOperator):
         self.job_name_prefix = job_name_prefix
         self.poll_interval = check_poll_interval(poll_interval)
         self.deferrable = deferrable
+        self.defer_after_seconds = float(defer_after_seconds)
 
     @cached_property
     def hook(self) -> DeploymentHook:
@@ -255,7 +278,7 @@ class DeployModelOperator(TakesModel, SpecOperator):
                 self.where,
                 fired.message if fired else event,
             )
-            status, verdict = self._watch(state)
+            status, verdict = self._follow(state)
         else:
             status, verdict = fired.status.value, fired.verdict
         return self._conclude(context, state, status, verdict)
@@ -494,6 +517,12 @@ class DeployModelOperator(TakesModel, SpecOperator):
         *,
         status: str,
     ) -> dict[str, Any]:
+        """Conclude on the rollout: in this try when it ends soon enough, else after waiting for it.
+
+        The first looks are taken here, by the rule and the reads the wait itself uses: a rollout that is
+        over within ``defer_after_seconds`` (an already-serving model, a fast one, one that failed) costs
+        no deferral -- no trip through the triggerer and the scheduler and no second task process.
+        """
         state = {
             "status": status,
             "model": dataclasses.asdict(model),
@@ -502,8 +531,11 @@ class DeployModelOperator(TakesModel, SpecOperator):
             "started": time.time(),
             "deadline": time.time() + self._rollout_timeout(),
         }
-        context["ti"].xcom_push(key=STATE_XCOM_KEY, value=state)
-        if self.deferrable:
+        ended = self._look(state)
+        if ended is None and self.deferrable:
+            ended = self._watch(state, looked=True, until=time.monotonic() + self.defer_after_seconds)
+        if ended is None and self.deferrable:
+            context["ti"].xcom_push(key=STATE_XCOM_KEY, value=state)
             from lyftlearn_provider.triggers.rollout import RolloutTrigger
 
             self.defer(
@@ -517,22 +549,52 @@ class DeployModelOperator(TakesModel, SpecOperator):
                 ),
                 method_name="execute_complete",
             )
-        status, verdict = self._watch(state)
-        return self._conclude(context, state, status, verdict)
+        if ended is None:
+            ended = self._follow(state, looked=True)
+        return self._conclude(context, state, *ended)
 
-    def _watch(self, state: dict[str, Any]) -> tuple[str, RolloutVerdict]:
-        """Follow the rollout from the worker until it is rolled out, fails, or its deadline passes."""
+    def _look(self, state: dict[str, Any]) -> tuple[str, RolloutVerdict] | None:
+        """Look at the rollout once: how it ended (rolled out, failed, out of time); None while it goes on."""
         from lyftlearn_provider.rollouts import RolloutState, rollout_verdict
 
+        verdict = rollout_verdict(self._read(), generation=state["generation"])
+        if verdict.state is RolloutState.ROLLED_OUT:
+            return "rolled_out", verdict
+        if verdict.state is RolloutState.FAILED:
+            return "failed", verdict
+        if time.time() >= state["deadline"]:
+            return "timeout", verdict
+        return None
+
+    def _follow(self, state: dict[str, Any], *, looked: bool = False) -> tuple[str, RolloutVerdict]:
+        """Follow the rollout from the worker until it is rolled out, fails, or its deadline passes."""
+        ended = self._watch(state, looked=looked)
+        assert ended is not None  # no `until`: it ends only with the rollout
+        return ended
+
+    def _watch(
+        self, state: dict[str, Any], *, looked: bool = False, until: float | None = None
+    ) -> tuple[str, RolloutVerdict] | None:
+        """Look at the rollout until it ends (and return how), or until ``until`` (``time.monotonic()``).
+
+        :param looked: the rollout was just looked at and goes on: pause before the next look.
+        :param until: give up then (None while it goes on); the pauses start at ``FIRST_PAUSE_SECONDS``
+            and double up to ``poll_interval``. Without it, every pause is ``poll_interval``.
+        """
+        pause = FIRST_PAUSE_SECONDS if until is not None else self.poll_interval
         while True:
-            verdict = rollout_verdict(self._read(), generation=state["generation"])
-            if verdict.state is RolloutState.ROLLED_OUT:
-                return "rolled_out", verdict
-            if verdict.state is RolloutState.FAILED:
-                return "failed", verdict
-            if time.time() >= state["deadline"]:
-                return "timeout", verdict
-            time.sleep(min(self.poll_interval, max(0.0, state["deadline"] - time.time())))
+            if looked:
+                left = state["deadline"] - time.time()  # past it, the next look says "timeout"
+                if until is not None:
+                    if until - time.monotonic() <= 0:
+                        return None
+                    left = min(left, until - time.monotonic())
+                time.sleep(min(pause, max(0.0, left)))
+                pause = min(pause * 2, self.poll_interval)
+            ended = self._look(state)
+            if ended is not None:
+                return ended
+            looked = True
 
     def _conclude(
         self, context: Context, state: dict[str, Any], status: str, verdict: RolloutVerdict
@@ -569,7 +631,7 @@ class DeployModelOperator(TakesModel, SpecOperator):
             "generation": restored["metadata"].get("generation"),
             "deadline": time.time() + self._rollout_timeout(),
         }
-        status, verdict = self._watch(state)
+        status, verdict = self._follow(state)
         serving = serving_record(self._read())
         what = f"model {serving.model_uri} ({serving.image})" if serving else "the previous revision"
         if status == "rolled_out":

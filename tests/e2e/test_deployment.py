@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -10,8 +11,12 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from lyftlearn_provider import DeployModelOperator, ModelGate, ResourceProfile, RuntimeSpec
 from lyftlearn_provider.exceptions import InvalidSpecError
-from lyftlearn_provider.operators.deployment import DeployError
-from lyftlearn_provider.testing.k8s import PodBehavior
+from lyftlearn_provider.operators.deployment import (
+    DEFAULT_DEFER_AFTER_SECONDS,
+    STATE_XCOM_KEY,
+    DeployError,
+)
+from lyftlearn_provider.testing.k8s import PodBehavior, RolloutBehavior
 from tests.helpers import StandInTaskInstance, make_context
 
 REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/fraud-model"
@@ -179,7 +184,11 @@ def test_a_failing_rollout_is_rolled_back_and_the_task_says_what_it_saw(k8s, ser
     k8s.fail_images_containing("b" * 64)  # model B's image cannot be pulled
     with pytest.raises(DeployError) as raised:
         run(deploy(MODEL_B), run_id="scheduled__2026-11-28T16:00:00+00:00")
-    message = str(raised.value)
+    assert_rolled_back_to_model_a(k8s, str(raised.value))
+
+
+def assert_rolled_back_to_model_a(k8s, message: str) -> None:
+    """Model B's rollout failed, the task said what it saw, and model A serves again (revision 4)."""
     assert "default/fraud" in message
     assert "ProgressDeadlineExceeded" in message
     assert "ErrImagePull" in message  # the failing pods' events
@@ -193,6 +202,138 @@ def test_a_failing_rollout_is_rolled_back_and_the_task_says_what_it_saw(k8s, ser
     # Revisions: 1 the old image, 2 model A, 3 model B; the rollback makes A's ReplicaSet revision 4.
     assert deployment["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "4"
     k8s.wait_for(lambda: rolled_out(k8s), timeout=60, what="the rollback's rollout")
+
+
+# ---------------------------------------------------------------- deferrable: defer only while it goes on
+def settle_before_the_first_look(k8s, operator: DeployModelOperator, ended: Any) -> None:
+    """Make the operator's first Deployment write return only once ``ended(deployment)`` holds.
+
+    The rollout is then over by the time the task first looks at it, as for a fast rollout (or one
+    the controller finished while the task was between its write and its look). Later writes (a
+    rollback) are left alone.
+    """
+    real_replace = operator.hook.replace_deployment
+
+    def replace_then_settle(body: dict[str, Any]) -> dict[str, Any]:
+        operator.hook.replace_deployment = real_replace  # type: ignore[method-assign]
+        written = real_replace(body)
+        generation = written["metadata"]["generation"]
+
+        def settled() -> bool:
+            deployment = k8s.get("Deployment", "fraud")
+            status = deployment.get("status") or {}
+            return status.get("observedGeneration", 0) >= generation and ended(deployment)
+
+        k8s.wait_for(settled, timeout=60, what="the rollout to end before the task looks")
+        return written
+
+    operator.hook.replace_deployment = replace_then_settle  # type: ignore[method-assign]
+
+
+def all_updated_and_available(deployment: dict[str, Any]) -> bool:
+    status = deployment.get("status") or {}
+    return status.get("updatedReplicas") == status.get("availableReplicas") == status.get("replicas") == 2
+
+
+def progress_deadline_exceeded(deployment: dict[str, Any]) -> bool:
+    conditions = (deployment.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Progressing" and c.get("status") == "False" for c in conditions)
+
+
+def follow_the_trigger(deferred: Any) -> dict[str, Any]:
+    """Run the trigger the task deferred on, as the triggerer would; return its one event's payload."""
+    import asyncio
+
+    from lyftlearn_provider.triggers.rollout import RolloutTrigger
+
+    trigger = deferred.trigger
+    assert isinstance(trigger, RolloutTrigger)
+    assert deferred.method_name == "execute_complete"
+
+    async def drain() -> list[dict[str, Any]]:
+        return [event.payload async for event in trigger.run()]
+
+    (payload,) = asyncio.run(asyncio.wait_for(drain(), 90))
+    return payload
+
+
+def deferring(run_id: str = "scheduled__2026-11-28T15:00:00+00:00") -> dict[str, Any]:
+    return {**make_context(StandInTaskInstance(task_id="deploy", run_id=run_id)), "dag": None}
+
+
+def test_a_rollout_over_at_the_first_look_concludes_without_deferring(k8s, serving):
+    operator = deploy(MODEL_A, deferrable=True, defer_after_seconds=0)  # the first look only
+    settle_before_the_first_look(k8s, operator, all_updated_and_available)
+    context = deferring()
+    result = operator.execute(context)  # raises TaskDeferred if it deferred
+    assert result["status"] == "deployed"
+    assert "ready 2/2" in result["rollout"]
+    assert container(k8s)["image"] == MODEL_A["image"]
+    assert STATE_XCOM_KEY not in context["ti"].xcom  # nothing to resume: no state kept
+
+
+def test_deploying_what_already_serves_concludes_without_deferring(k8s, serving):
+    run(deploy(MODEL_A))
+    before = writes(k8s)
+    result = run(deploy(MODEL_A, deferrable=True, defer_after_seconds=0), run_id="manual__again")
+    assert result["status"] == "already_serving"
+    assert "ready 2/2" in result["rollout"]
+    assert writes(k8s) == before
+
+
+def test_a_rollout_that_ends_within_defer_after_seconds_concludes_without_deferring(k8s, serving):
+    # The emulator's pods are ready 0.1 s after they are bound: a rollout of well under a second.
+    started = time.monotonic()
+    result = run(deploy(MODEL_A, deferrable=True))  # raises TaskDeferred if it deferred
+    assert result["status"] == "deployed"
+    assert time.monotonic() - started < DEFAULT_DEFER_AFTER_SECONDS
+    assert container(k8s)["image"] == MODEL_A["image"]
+
+
+def test_a_rollout_still_going_after_defer_after_seconds_defers_and_ends_through_the_trigger(k8s, serving):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    k8s.on_rollout("fraud", RolloutBehavior(ready_delay=1.5))  # still going when the task defers
+    context = deferring()
+    started = time.monotonic()
+    with pytest.raises(TaskDeferred) as deferred:
+        deploy(MODEL_A, deferrable=True, defer_after_seconds=0.3).execute(context)
+    assert time.monotonic() - started < 1.5
+    assert context["ti"].xcom[STATE_XCOM_KEY]["generation"] == deferred.value.trigger.generation
+    event = follow_the_trigger(deferred.value)
+    assert event["status"] == "rolled_out"
+    result = deploy(MODEL_A, deferrable=True).execute_complete(context, event)  # a fresh worker resumes
+    assert result["status"] == "deployed"
+    assert "ready 2/2" in result["rollout"]
+    assert container(k8s)["image"] == MODEL_A["image"]
+
+
+@pytest.mark.parametrize("verdict_from", ["the first look", "the worker's first seconds", "the trigger"])
+def test_a_failed_rollout_rolls_back_alike_whether_final_at_the_first_look_or_from_the_trigger(
+    k8s, serving, verdict_from
+):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    run(deploy(MODEL_A))
+    k8s.fail_images_containing("b" * 64)  # model B's image cannot be pulled
+    # The fixture's Deployment gives up after 3 s (progressDeadlineSeconds): within the default 5 s.
+    within = 5 if verdict_from == "the worker's first seconds" else 0
+    operator = deploy(MODEL_B, deferrable=True, defer_after_seconds=within)
+    context = deferring("scheduled__2026-11-28T16:00:00+00:00")
+    if verdict_from == "the trigger":
+        with pytest.raises(TaskDeferred) as deferred:
+            operator.execute(context)
+        event = follow_the_trigger(deferred.value)
+        assert event["status"] == "failed"
+        with pytest.raises(DeployError) as raised:
+            deploy(MODEL_B, deferrable=True).execute_complete(context, event)
+    else:
+        if verdict_from == "the first look":
+            settle_before_the_first_look(k8s, operator, progress_deadline_exceeded)
+        with pytest.raises(DeployError) as raised:
+            operator.execute(context)  # concluded in execute: no TaskDeferred
+        assert STATE_XCOM_KEY not in context["ti"].xcom
+    assert_rolled_back_to_model_a(k8s, str(raised.value))
 
 
 def test_two_concurrent_deploys_never_interleave_and_the_newest_model_serves(k8s, serving):
@@ -295,6 +436,8 @@ def test_bad_input_fails_before_the_deployment_is_touched(k8s, serving, kwargs, 
         ({"mode": "helm"}, "mode"),
         ({"mode": "pod"}, "deploy_image"),
         ({"gate": {"auc": 0.9}}, "gate"),
+        ({"defer_after_seconds": -1}, "defer_after_seconds"),
+        ({"defer_after_seconds": "5"}, "defer_after_seconds"),
     ],
 )
 def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs, field):
@@ -348,3 +491,18 @@ def test_the_deployment_link_follows_the_configured_console(monkeypatch):
     )
     assert deployment_url("https://k8s.example.com/{cluster}", "ml", "fraud") == ""  # an unknown field
     assert DeployModelOperator.operator_extra_links[0].name == "Serving Deployment"
+
+
+def test_a_rollout_timeout_within_defer_after_seconds_rolls_back_in_the_same_try(k8s, serving):
+    # rollout_timeout_seconds ends the rollout before defer_after_seconds does: the worker's looks must
+    # conclude "timeout" (and roll back) rather than defer a wait whose deadline already passed.
+    run(deploy(MODEL_A))
+    k8s.fail_images_containing("b" * 64)
+    context = deferring("scheduled__2026-11-28T16:00:00+00:00")
+    with pytest.raises(DeployError) as raised:
+        deploy(MODEL_B, deferrable=True, rollout_timeout_seconds=1, defer_after_seconds=5).execute(context)
+    message = str(raised.value)
+    assert "did not become ready within 1 s" in message
+    assert "Rolled back" in message and MODEL_A["model_artifact_uri"] in message
+    assert STATE_XCOM_KEY not in context["ti"].xcom
+    assert container(k8s)["image"] == MODEL_A["image"]
