@@ -54,6 +54,8 @@ DEFAULT_DEFER_AFTER_SECONDS = 5.0
 #: The first pause between two looks inside that time; each next one doubles.
 FIRST_PAUSE_SECONDS = 0.1
 MODES = ("patch", "pod")
+#: Pod mode's service account when the task names none: one allowed to change the Deployment.
+DEFAULT_DEPLOY_SERVICE_ACCOUNT = "lyftlearn-deployer"
 
 
 class DeployError(LyftLearnError):
@@ -106,7 +108,8 @@ class DeployModelOperator(TakesModel, SpecOperator):
     :param deploy_image: pod mode: the deploy tooling's image.
     :param deploy_command: pod mode: its command.
     :param deploy_args: pod mode: its arguments.
-    :param deploy_service_account_name: pod mode: an account allowed to change the Deployment.
+    :param deploy_service_account_name: pod mode: an account allowed to change the Deployment
+        (``lyftlearn-deployer`` when not given).
     :param kubernetes_conn_id: the Airflow connection to the cluster.
     :param rollback: roll a failed rollout back (default); False leaves it for a human.
     :param rollout_timeout_seconds: how long a rollout may take; default the task's ``execution_timeout``,
@@ -149,7 +152,7 @@ class DeployModelOperator(TakesModel, SpecOperator):
         deploy_image: str | None = None,
         deploy_command: Sequence[str] = (),
         deploy_args: Sequence[str] = (),
-        deploy_service_account_name: str = "lyftlearn-deployer",
+        deploy_service_account_name: str | None = None,
         kubernetes_conn_id: str = "kubernetes_default",
         rollback: bool = True,
         rollout_timeout_seconds: int | None = None,
@@ -185,6 +188,15 @@ class DeployModelOperator(TakesModel, SpecOperator):
             raise InvalidSpecError(
                 "deploy_image", "mode='pod' runs a deploy image, but none is given", "Pass deploy_image=."
             )
+        if mode == "patch" and deploy_service_account_name is not None:
+            raise InvalidSpecError(
+                "deploy_service_account_name",
+                "does not apply to mode='patch' (the task itself patches the Deployment)",
+                "Remove it, or use mode='pod'.",
+            )
+        if mode == "pod":
+            deploy_service_account_name = deploy_service_account_name or DEFAULT_DEPLOY_SERVICE_ACCOUNT
+            check_dns_subdomain(deploy_service_account_name, "deploy_service_account_name", "fraud-deployer")
         if mode == "patch" and (deploy_image or deploy_command or deploy_args):
             raise InvalidSpecError(
                 "deploy_image", "does not apply to mode='patch'", "Remove it, or use mode='pod'."
@@ -426,7 +438,7 @@ class DeployModelOperator(TakesModel, SpecOperator):
             name=f"{name}-deploy-{run_fingerprint(ti.dag_id, ti.task_id, ti.run_id, ti.try_number or 1)[:6]}",
             namespace=self.namespace,
             image=str(self.deploy_image),
-            service_account=self.deploy_service_account_name,
+            service_account=self.deploy_service_account_name or DEFAULT_DEPLOY_SERVICE_ACCOUNT,
             environment=variables,
             command=self.deploy_command,
             args=self.deploy_args,

@@ -438,6 +438,13 @@ def test_bad_input_fails_before_the_deployment_is_touched(k8s, serving, kwargs, 
         ({"gate": {"auc": 0.9}}, "gate"),
         ({"defer_after_seconds": -1}, "defer_after_seconds"),
         ({"defer_after_seconds": "5"}, "defer_after_seconds"),
+        # Not checked at parse time before (only when the deploy pod was rendered), and silently ignored
+        # in patch mode, where the task itself writes the Deployment.
+        (
+            {"mode": "pod", "deploy_image": "alpine/helm:3.16.2", "deploy_service_account_name": "Deployer"},
+            "deploy_service_account_name",
+        ),
+        ({"deploy_service_account_name": "fraud-deployer"}, "deploy_service_account_name"),
     ],
 )
 def test_bad_arguments_fail_when_the_dag_is_parsed(kwargs, field):
