@@ -117,6 +117,25 @@ def require_int(value: object, field: str, low: int, high: int | None, fix: str)
         raise InvalidSpecError(field, problem, fix)
 
 
+def require_seconds(value: object, field: str, *, example: float, zero: str | None = None) -> float:
+    """
+    Return ``value`` as seconds when it is a finite number above 0; raise naming ``field`` and the fix.
+
+    With ``zero`` (what 0 means, for the fix), 0 is accepted too.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidSpecError(
+            field,
+            f"{value!r} is not a number of seconds",
+            f"Pass a number, e.g. {example:g} (not '{example:g}').",
+        )
+    if not math.isfinite(value) or value < 0 or (value == 0 and zero is None):
+        kind = "positive" if zero is None else "non-negative"
+        fix = f"Use e.g. {example:g}." if zero is None else f"Use e.g. {example:g}, or 0 to {zero}."
+        raise InvalidSpecError(field, f"{value!r} is not a {kind}, finite number", fix)
+    return float(value)
+
+
 def require_mapping(value: object, field: str, example: str) -> Mapping[Any, Any]:
     """Return ``value`` when it is a mapping; raise with ``example`` as the fix otherwise."""
     if not isinstance(value, Mapping):

@@ -34,7 +34,7 @@ from lyftlearn_provider.serving import (
     serving_deployment,
     serving_record,
 )
-from lyftlearn_provider.validation import is_templated, require_int
+from lyftlearn_provider.validation import is_templated, require_int, require_seconds
 
 if TYPE_CHECKING:
     from airflow.sdk import Asset, Context
@@ -203,16 +203,12 @@ class DeployModelOperator(TakesModel, SpecOperator):
             )
         if rollout_timeout_seconds is not None:
             require_int(rollout_timeout_seconds, "rollout_timeout_seconds", 1, None, "Use e.g. 600.")
-        if (
-            isinstance(defer_after_seconds, bool)
-            or not isinstance(defer_after_seconds, (int, float))
-            or not 0 <= defer_after_seconds < float("inf")
-        ):
-            raise InvalidSpecError(
-                "defer_after_seconds",
-                f"{defer_after_seconds!r} is not a number of seconds from 0 up",
-                f"Use e.g. {DEFAULT_DEFER_AFTER_SECONDS:g}, or 0 to defer after the first look.",
-            )
+        defer_after = require_seconds(
+            defer_after_seconds,
+            "defer_after_seconds",
+            example=DEFAULT_DEFER_AFTER_SECONDS,
+            zero="defer after the first look",
+        )
         self.namespace = namespace
         self.deployment = deployment
         self.container = container
@@ -229,7 +225,7 @@ class DeployModelOperator(TakesModel, SpecOperator):
         self.job_name_prefix = job_name_prefix
         self.poll_interval = check_poll_interval(poll_interval)
         self.deferrable = deferrable
-        self.defer_after_seconds = float(defer_after_seconds)
+        self.defer_after_seconds = defer_after
 
     @cached_property
     def hook(self) -> DeploymentHook:

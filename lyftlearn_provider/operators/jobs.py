@@ -10,7 +10,6 @@ build their backends; they do not repeat this.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, cast
@@ -35,7 +34,7 @@ from lyftlearn_provider.naming import run_fingerprint, training_job_name, valida
 from lyftlearn_provider.run_dates import fill_manual_interval
 from lyftlearn_provider.runtime import RuntimeSpec
 from lyftlearn_provider.status import FailedJobPolicy
-from lyftlearn_provider.validation import require_int, thaw
+from lyftlearn_provider.validation import require_int, require_seconds, thaw
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -63,13 +62,7 @@ _SECRET_FIX = (
 
 def check_poll_interval(value: object) -> float:
     """Return ``value`` as seconds when it is a finite, positive number; raise naming the fix otherwise."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidSpecError(
-            "poll_interval", f"{value!r} is not a number of seconds", "Pass a number, e.g. 30 (not '30')."
-        )
-    if not math.isfinite(value) or value <= 0:
-        raise InvalidSpecError("poll_interval", f"{value!r} is not a positive, finite number", "Use e.g. 30.")
-    return float(value)
+    return require_seconds(value, "poll_interval", example=30)
 
 
 def _redactor() -> Any:
